@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+// residual<Body, Branch>: y = x + branch(body(x)). Branch is applied to the body's output only
+// (ConvNeXt's drop path); the default identity branch costs nothing. Gradients fan out by
+// accumulation: dx += dy (skip path) and the body's backward adds its own part.
+#pragma once
+#include "../layers/concepts.hpp"
+
+namespace convnextv2 {
+
+// The do-nothing branch.
+template <class T>
+struct identity {
+    using scalar_type = T;
+    shape_t setup(const shape_t& in) { return in; }
+    void forward(const tensor<T>& x, tensor<T>& y) { y = x; }
+    void backward(const tensor<T>& dy, tensor<T>* dx)
+    {
+        if (dx) for (index_t i = 0; i < dy.size(); ++i) (*dx)[i] += dy[i];
+    }
+    void collect_params(param_list<T>&, const std::string&) {}
+};
+
+template <class Body, class Branch = identity<typename Body::scalar_type>>
+struct residual {
+    static_assert(check_layer<Body>(), "residual<Body>: Body must be a layer (see layers/concepts.hpp)");
+    static_assert(check_layer<Branch>(), "residual<Body, Branch>: Branch must be a layer");
+    using scalar_type = typename Body::scalar_type;
+    using T = scalar_type;
+    static constexpr bool plain = std::is_same_v<Branch, identity<T>>;
+
+    Body body;
+    Branch branch;
+
+    shape_t setup(const shape_t& in)
+    {
+        shape_t s = branch.setup(body.setup(in));
+        CONVNEXTV2_CHECK(s == in, "residual: body output ", to_string(s), " must equal its input ", to_string(in));
+        return s;
+    }
+
+    void forward(const tensor<T>& x, tensor<T>& y)
+    {
+        body.forward(x, t_);
+        const tensor<T>* u = &t_;
+        if constexpr (!plain) { branch.forward(t_, u_); u = &u_; }
+        y.resize_like(x);
+        const T* xp = x.data();
+        const T* up = u->data();
+        T* yp = y.data();
+        for (index_t i = 0, n = x.size(); i < n; ++i) yp[i] = xp[i] + up[i];
+    }
+
+    void backward(const tensor<T>& dy, tensor<T>* dx)
+    {
+        if (dx) {
+            T* d = dx->data();
+            const T* g = dy.data();
+            for (index_t i = 0, n = dy.size(); i < n; ++i) d[i] += g[i];
+        }
+        if constexpr (plain) {
+            body.backward(dy, dx);
+        } else {
+            gt_.resize_like(t_);
+            gt_.zero();
+            branch.backward(dy, &gt_);
+            body.backward(gt_, dx);
+        }
+    }
+
+    void collect_params(param_list<T>& out, const std::string& prefix)
+    {
+        body.collect_params(out, prefix);
+        branch.collect_params(out, prefix);
+    }
+
+    template <class F>
+    void visit(F& f)
+    {
+        visit_all(body, f);
+        visit_all(branch, f);
+    }
+
+private:
+    tensor<T> t_, u_, gt_;
+};
+
+} // namespace convnextv2

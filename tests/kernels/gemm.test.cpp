@@ -1,0 +1,30 @@
+#include <convnextv2/kernels/gemm.hpp>
+#include <support/fixtures.hpp>
+
+using namespace convnextv2;
+
+TEST_CASE("linear kernels equal their _ref twins on odd shapes", "[kernels][gemm]")
+{
+    for (auto [M, K, N] : {std::array<index_t, 3>{1, 1, 1}, {7, 13, 5}, {3000, 17, 33}, {50000, 3, 2}}) {
+        CAPTURE(M, K, N);
+        auto x = test::random_tensor<float>({M, K}, 1);
+        auto w = test::random_tensor<float>({N, K}, 2);
+        auto b = test::random_tensor<float>({N}, 3);
+        auto dy = test::random_tensor<float>({M, N}, 4);
+        tensor<float> y({M, N}), yr({M, N});
+        kernels::linear_fwd(x.data(), M, K, w.data(), b.data(), N, y.data());
+        kernels::linear_fwd_ref(x.data(), M, K, w.data(), b.data(), N, yr.data());
+        REQUIRE(test::max_abs_diff(y, yr) < 1e-4);
+
+        tensor<float> dx({M, K}, 0.5f), dxr({M, K}, 0.5f);
+        kernels::linear_bwd_data(dy.data(), M, N, w.data(), K, dx.data());
+        kernels::linear_bwd_data_ref(dy.data(), M, N, w.data(), K, dxr.data());
+        REQUIRE(test::max_abs_diff(dx, dxr) < 1e-4);
+
+        tensor<float> dw({N, K}, 0.25f), dwr({N, K}, 0.25f), db({N}, 0.f), dbr({N}, 0.f);
+        kernels::linear_bwd_weight(dy.data(), x.data(), M, K, N, dw.data(), db.data());
+        kernels::linear_bwd_weight_ref(dy.data(), x.data(), M, K, N, dwr.data(), dbr.data());
+        REQUIRE(test::rel_l2(dw, dwr) < 1e-5);
+        REQUIRE(test::rel_l2(db, dbr) < 1e-5);
+    }
+}
