@@ -73,6 +73,9 @@ struct sequential {
         for_each_index([&](auto i) { visit_all(std::get<i>(parts), f); });
     }
 
+    // Output of part k (k < size-1) from the last forward: feature maps for backbone use.
+    const tensor<scalar_type>& activation(std::size_t k) const { return acts_[k]; }
+
 private:
     static constexpr std::size_t n_acts = size > 1 ? size - 1 : 1;
     std::array<tensor<scalar_type>, n_acts> acts_;

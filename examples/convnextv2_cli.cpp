@@ -1,0 +1,93 @@
+// convnextv2: model information and inference on .npy inputs.
+//   convnextv2 info  --model NAME [--num_classes K] [--image_size S]
+//   convnextv2 infer --model NAME [--num_classes K] --weights W.safetensors --input X.npy --output Y.npy
+//                    [--layout nchw|nhwc] [--features] [--num_threads T]
+#include <convnextv2/convnextv2.hpp>
+#include <convnextv2/core/xtensor_interop.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+using namespace convnextv2;
+
+static int run_info(const std::string& model, index_t num_classes, index_t image_size)
+{
+    model_config cfg = variant_config(model, num_classes);
+    CONVNEXTV2_CHECK(image_size > 0 && image_size % cfg.total_stride() == 0, "--image_size must be a positive multiple of ",
+                     cfg.total_stride(), ", got ", image_size);
+    convnextv2_model<float> m(cfg);
+    auto macs = count_macs(cfg, image_size);
+    std::printf("%s  depths (%d, %d, %d, %d)  dims (%ld, %ld, %ld, %ld)  classes %ld\n", cfg.name.c_str(), cfg.depths[0],
+                cfg.depths[1], cfg.depths[2], cfg.depths[3], (long)cfg.dims[0], (long)cfg.dims[1], (long)cfg.dims[2],
+                (long)cfg.dims[3], (long)cfg.num_classes);
+    std::printf("parameters: %ld (%.2f M), %zu tensors\n", (long)m.num_params(), m.num_params() / 1e6, m.params().size());
+    std::printf("multiply-accumulates at %ldx%ld (conv + linear):\n", (long)image_size, (long)image_size);
+    index_t side = image_size / cfg.stem_kernel;
+    for (int i = 0; i < 4; ++i, side /= 2)
+        std::printf("  stage %d  %3ldx%-3ld x %4ld  %8.3f GMACs\n", i, (long)side, (long)side, (long)cfg.dims[i], macs.stage[i] / 1e9);
+    std::printf("  head                        %8.6f GMACs\n", macs.head / 1e9);
+    std::printf("  total                       %8.3f GMACs\n", macs.total() / 1e9);
+    return 0;
+}
+
+static int run_infer(const std::string& model, index_t num_classes, const std::string& weights, const std::string& input,
+                     const std::string& output, const std::string& layout, bool features)
+{
+    convnextv2_model<float> m(variant_config(model, num_classes));
+    io::load_weights(m.params(), weights);
+    tensor<float> x = load_npy_f32(input);
+    CONVNEXTV2_CHECK(x.rank() == 4, input, ": expected a 4-D array, got shape ", to_string(x.shape()));
+    if (layout == "nchw") {  // PyTorch layout -> NHWC
+        index_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+        tensor<float> t({N, H, W, C});
+        for (index_t n = 0; n < N; ++n)
+            for (index_t c = 0; c < C; ++c)
+                for (index_t h = 0; h < H; ++h)
+                    for (index_t w = 0; w < W; ++w) t[((n * H + h) * W + w) * C + c] = x[((n * C + c) * H + h) * W + w];
+        x = std::move(t);
+    }
+    m.set_training(false);
+    tensor<float> logits;
+    m.forward(x, logits);
+    tensor<float> out = features ? m.features() : logits;
+    save_npy_f32(output, out);
+    std::printf("wrote %s %s\n", output.c_str(), to_string(out.shape()).c_str());
+    return 0;
+}
+
+int main(int argc, char** argv)
+{
+    CLI::App app{"convnextv2: ConvNeXt V2 model information and inference"};
+    app.require_subcommand(1);
+    std::string model, weights, input, output, layout = "nchw";
+    index_t num_classes = 1000, image_size = 224;
+    int threads = 0;
+    bool features = false;
+
+    auto* info = app.add_subcommand("info", "parameters and multiply-accumulates per stage");
+    info->add_option("--model", model, "model name, e.g. convnextv2_atto")->required();
+    info->add_option("--num_classes", num_classes, "classifier outputs");
+    info->add_option("--image_size", image_size, "input side in pixels");
+
+    auto* infer = app.add_subcommand("infer", "logits (or pooled features) for a float32 .npy batch");
+    infer->add_option("--model", model, "model name, e.g. convnextv2_atto")->required();
+    infer->add_option("--num_classes", num_classes, "classifier outputs");
+    infer->add_option("--weights", weights, "safetensors weights (official, timm or HF names)")->required();
+    infer->add_option("--input", input, "float32 .npy, (N,3,H,W) or with --layout nhwc (N,H,W,3)")->required();
+    infer->add_option("--output", output, "where to write float32 .npy logits (N,K)")->required();
+    infer->add_option("--layout", layout, "nchw (PyTorch) or nhwc")->check(CLI::IsMember({"nchw", "nhwc"}));
+    infer->add_flag("--features", features, "write pooled+normed features (N, dims[3]) instead of logits");
+    app.add_option("--num_threads", threads, "worker threads (0 = all cores)");
+
+    CLI11_PARSE(app, argc, argv);
+    thread_limit limit(threads);
+    try {
+        if (*info) return run_info(model, num_classes, image_size);
+        return run_infer(model, num_classes, weights, input, output, layout, features);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "convnextv2: error: %s\n", e.what());
+        return 1;
+    }
+}
