@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: MIT
+// GRN (Global Response Normalization) kernels, SPEC §1.4; mirrors models/utils.py GRN of
+// facebookresearch/ConvNeXt-V2 (torch.norm over H,W per sample, mean over channels, eps 1e-6).
+// Per sample (a "group" of S sites, each a contiguous row of D channels):
+//   G[d] = sqrt(Σ_s x[s,d]²) (sum in double), M = mean_d G, Nx[d] = G[d]/(M + 1e-6)
+//   y = gamma·(x·Nx) + beta + x = x·(1 + gamma·Nx) + beta
+// Backward, with g = dy, Sgx[d] = Σ_s g·x, Sg[d] = Σ_s g, A[d] = gamma[d]·Sgx[d]:
+//   dG[d] = A[d]/(M+ε) − Σ_k A[k]·G[k] / (D·(M+ε)²)
+//   dx += g·(1 + gamma·Nx) + (dG[d]/G[d])·x        (the second term is 0 where G[d] = 0, as in
+//                                                    torch.norm's backward; never 0·∞ = NaN)
+//   dgamma[d] += Σ_groups Nx[d]·Sgx[d],  dbeta[d] += Σ_groups Sg[d]
+// The per-group building blocks (grn_sumsq_rows, grn_stats_from_sumsq, grn_scale, grn_apply_rows,
+// grn_bwd_sums_rows, grn_bwd_coef, grn_bwd_data_rows) take plain row blocks so a masked/sparse
+// GRN can feed them its active rows; grn_fwd / grn_bwd are the dense drivers. All reductions use
+// fixed site chunks combined in index order: bit-identical for any thread count.
+#pragma once
+#include "../core/parallel.hpp"
+
+#include <cmath>
+#include <vector>
+
+namespace convnextv2::kernels {
+
+inline constexpr double grn_eps = 1e-6;
+
+// ---- per-group building blocks ----
+
+// ss[d] += Σ_{r<rows} x[r,d]² (rows contiguous, width D).
+template <class T>
+inline void grn_sumsq_rows(const T* x, index_t rows, index_t D, double* ss)
+{
+    for (index_t r = 0; r < rows; ++r) {
+        const T* xr = x + r * D;
+        for (index_t d = 0; d < D; ++d) {
+            const double v = static_cast<double>(xr[d]);
+            ss[d] += v * v;
+        }
+    }
+}
+
+// From one group's sums of squares: G[d], Nx[d]; returns M (the mean of G).
+inline double grn_stats_from_sumsq(const double* ss, index_t D, double* G, double* nx)
+{
+    double s = 0;
+    for (index_t d = 0; d < D; ++d) {
+        G[d] = std::sqrt(ss[d]);
+        s += G[d];
+    }
+    const double M = s / static_cast<double>(D);
+    const double inv = 1.0 / (M + grn_eps);
+    for (index_t d = 0; d < D; ++d) nx[d] = G[d] * inv;
+    return M;
+}
+
+// scale[d] = 1 + gamma[d]·Nx[d]: the per-channel factor of y and of the direct part of dx.
+template <class T>
+inline void grn_scale(const T* gamma, const double* nx, index_t D, T* scale)
+{
+    for (index_t d = 0; d < D; ++d) scale[d] = static_cast<T>(1.0 + static_cast<double>(gamma[d]) * nx[d]);
+}
+
+// y[r,d] = x[r,d]·scale[d] + beta[d] (x == y allowed).
+template <class T>
+inline void grn_apply_rows(const T* x, index_t rows, index_t D, const T* scale, const T* beta, T* y)
+{
+    for (index_t r = 0; r < rows; ++r) {
+        const T* xr = x + r * D;
+        T* yr = y + r * D;
+        for (index_t d = 0; d < D; ++d) yr[d] = xr[d] * scale[d] + beta[d];
+    }
+}
+
+// sgx[d] += Σ_r dy·x, sg[d] += Σ_r dy (double accumulators).
+template <class T>
+inline void grn_bwd_sums_rows(const T* dy, const T* x, index_t rows, index_t D, double* sgx, double* sg)
+{
+    for (index_t r = 0; r < rows; ++r) {
+        const T* gr = dy + r * D;
+        const T* xr = x + r * D;
+        for (index_t d = 0; d < D; ++d) {
+            const double g = static_cast<double>(gr[d]);
+            sgx[d] += g * static_cast<double>(xr[d]);
+            sg[d] += g;
+        }
+    }
+}
+
+// coef[d] = (∂L/∂G[d]) / G[d], 0 where G[d] = 0 — the factor of x in dx for one group.
+// Kept in double: with float inputs G can be denormal-small (GELU of very negative values) and
+// dG/G would overflow float, while the product with x (|x| <= G) stays bounded.
+template <class T>
+inline void grn_bwd_coef(const T* gamma, const double* G, double M, const double* sgx, index_t D, double* coef)
+{
+    const double me = M + grn_eps;
+    double b = 0;
+    for (index_t d = 0; d < D; ++d) b += static_cast<double>(gamma[d]) * sgx[d] * G[d];
+    const double shared = b / (static_cast<double>(D) * me * me);
+    for (index_t d = 0; d < D; ++d) {
+        const double dG = static_cast<double>(gamma[d]) * sgx[d] / me - shared;
+        coef[d] = G[d] > 0 ? dG / G[d] : 0.0;
+    }
+}
+
+// dx[r,d] += dy[r,d]·scale[d] + coef[d]·x[r,d].
+template <class T>
+inline void grn_bwd_data_rows(const T* dy, const T* x, index_t rows, index_t D, const T* scale, const double* coef, T* dx)
+{
+    for (index_t r = 0; r < rows; ++r) {
+        const T* gr = dy + r * D;
+        const T* xr = x + r * D;
+        T* dr = dx + r * D;
+        for (index_t d = 0; d < D; ++d)
+            dr[d] += gr[d] * scale[d] + static_cast<T>(coef[d] * static_cast<double>(xr[d]));
+    }
+}
+
+// ---- dense drivers: x is [N, S, D] (S = H·W sites per sample) ----
+
+// Site-chunk length for the per-sample reductions: a function of (S, D) only (~64K elements).
+inline index_t grn_site_chunk(index_t S, index_t D)
+{
+    return std::clamp<index_t>((index_t{1} << 16) / std::max<index_t>(D, 1), 1, std::max<index_t>(S, 1));
+}
+
+// Statistics cached by the forward for the backward: G, Nx [N, D]; M [N].
+struct grn_stats {
+    std::vector<double> G, nx, M;
+    void resize(index_t N, index_t D)
+    {
+        G.resize(static_cast<std::size_t>(N * D));
+        nx.resize(static_cast<std::size_t>(N * D));
+        M.resize(static_cast<std::size_t>(N));
+    }
+};
+
+template <class T>
+void grn_fwd(const T* x, index_t N, index_t S, index_t D, const T* gamma, const T* beta, T* y, grn_stats& st)
+{
+    st.resize(N, D);
+    const index_t chunk = grn_site_chunk(S, D);
+    const index_t nc = num_chunks(S, chunk);
+    std::vector<double> part(static_cast<std::size_t>(N * nc * D), 0.0);
+    parallel_for(0, N * nc, 1, [&](index_t t0, index_t t1) {
+        for (index_t t = t0; t < t1; ++t) {
+            const index_t n = t / nc, c = t % nc;
+            const index_t s0 = c * chunk, s1 = std::min(S, s0 + chunk);
+            grn_sumsq_rows(x + (n * S + s0) * D, s1 - s0, D, part.data() + t * D);
+        }
+    });
+    std::vector<T> scale(static_cast<std::size_t>(N * D));
+    parallel_for(0, N, 1, [&](index_t n0, index_t n1) {
+        std::vector<double> ss(static_cast<std::size_t>(D));
+        for (index_t n = n0; n < n1; ++n) {
+            std::fill(ss.begin(), ss.end(), 0.0);
+            for (index_t c = 0; c < nc; ++c) {
+                const double* p = part.data() + (n * nc + c) * D;
+                for (index_t d = 0; d < D; ++d) ss[static_cast<std::size_t>(d)] += p[d];
+            }
+            st.M[static_cast<std::size_t>(n)] = grn_stats_from_sumsq(ss.data(), D, st.G.data() + n * D, st.nx.data() + n * D);
+            grn_scale(gamma, st.nx.data() + n * D, D, scale.data() + n * D);
+        }
+    });
+    const index_t grain = std::max<index_t>(1, (index_t{1} << 14) / std::max<index_t>(D, 1));
+    parallel_for(0, N * S, grain, [&](index_t r0, index_t r1) {
+        // Split [r0, r1) at sample boundaries so each piece uses one sample's scale.
+        for (index_t r = r0; r < r1;) {
+            const index_t n = r / S;
+            const index_t re = std::min(r1, (n + 1) * S);
+            grn_apply_rows(x + r * D, re - r, D, scale.data() + n * D, beta, y + r * D);
+            r = re;
+        }
+    });
+}
+
+// dx [N,S,D] += dL/dx (skipped when null); dgamma[D], dbeta[D] += their gradients (may be null).
+template <class T>
+void grn_bwd(const T* dy, const T* x, index_t N, index_t S, index_t D, const T* gamma, const grn_stats& st, T* dx, T* dgamma,
+             T* dbeta)
+{
+    const index_t chunk = grn_site_chunk(S, D);
+    const index_t nc = num_chunks(S, chunk);
+    std::vector<double> pgx(static_cast<std::size_t>(N * nc * D), 0.0), pg(static_cast<std::size_t>(N * nc * D), 0.0);
+    parallel_for(0, N * nc, 1, [&](index_t t0, index_t t1) {
+        for (index_t t = t0; t < t1; ++t) {
+            const index_t n = t / nc, c = t % nc;
+            const index_t s0 = c * chunk, s1 = std::min(S, s0 + chunk);
+            const index_t off = (n * S + s0) * D;
+            grn_bwd_sums_rows(dy + off, x + off, s1 - s0, D, pgx.data() + t * D, pg.data() + t * D);
+        }
+    });
+    // Per-sample totals, then coefficients for dx.
+    std::vector<double> sgx(static_cast<std::size_t>(N * D), 0.0), sg(static_cast<std::size_t>(N * D), 0.0);
+    std::vector<T> scale(static_cast<std::size_t>(N * D));
+    std::vector<double> coef(static_cast<std::size_t>(N * D));
+    parallel_for(0, N, 1, [&](index_t n0, index_t n1) {
+        for (index_t n = n0; n < n1; ++n) {
+            double* a = sgx.data() + n * D;
+            double* b = sg.data() + n * D;
+            for (index_t c = 0; c < nc; ++c) {
+                const double* p = pgx.data() + (n * nc + c) * D;
+                const double* q = pg.data() + (n * nc + c) * D;
+                for (index_t d = 0; d < D; ++d) { a[d] += p[d]; b[d] += q[d]; }
+            }
+            grn_scale(gamma, st.nx.data() + n * D, D, scale.data() + n * D);
+            grn_bwd_coef(gamma, st.G.data() + n * D, st.M[static_cast<std::size_t>(n)], a, D, coef.data() + n * D);
+        }
+    });
+    for (index_t d = 0; d < D; ++d) {
+        double sgam = 0, sbet = 0;
+        for (index_t n = 0; n < N; ++n) {
+            sgam += st.nx[static_cast<std::size_t>(n * D + d)] * sgx[static_cast<std::size_t>(n * D + d)];
+            sbet += sg[static_cast<std::size_t>(n * D + d)];
+        }
+        if (dgamma) dgamma[d] += static_cast<T>(sgam);
+        if (dbeta) dbeta[d] += static_cast<T>(sbet);
+    }
+    if (!dx) return;
+    const index_t grain = std::max<index_t>(1, (index_t{1} << 14) / std::max<index_t>(D, 1));
+    parallel_for(0, N * S, grain, [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1;) {
+            const index_t n = r / S;
+            const index_t re = std::min(r1, (n + 1) * S);
+            grn_bwd_data_rows(dy + r * D, x + r * D, re - r, D, scale.data() + n * D, coef.data() + n * D, dx + r * D);
+            r = re;
+        }
+    });
+}
+
+// ---- naive twins, used only by tests: SPEC §1.4 formulas verbatim, all in double ----
+
+template <class T>
+void grn_fwd_ref(const T* x, index_t N, index_t S, index_t D, const T* gamma, const T* beta, T* y)
+{
+    std::vector<double> G(static_cast<std::size_t>(D));
+    for (index_t n = 0; n < N; ++n) {
+        const T* xs = x + n * S * D;
+        double M = 0;
+        for (index_t d = 0; d < D; ++d) {
+            double s = 0;
+            for (index_t i = 0; i < S; ++i) s += static_cast<double>(xs[i * D + d]) * xs[i * D + d];
+            G[static_cast<std::size_t>(d)] = std::sqrt(s);
+            M += std::sqrt(s);
+        }
+        M /= static_cast<double>(D);
+        for (index_t i = 0; i < S; ++i)
+            for (index_t d = 0; d < D; ++d) {
+                const double v = xs[i * D + d];
+                const double nxd = G[static_cast<std::size_t>(d)] / (M + 1e-6);
+                y[(n * S + i) * D + d] = static_cast<T>(static_cast<double>(gamma[d]) * (v * nxd) + beta[d] + v);
+            }
+    }
+}
+
+template <class T>
+void grn_bwd_ref(const T* dy, const T* x, index_t N, index_t S, index_t D, const T* gamma, T* dx, T* dgamma, T* dbeta)
+{
+    const double eps = 1e-6;
+    std::vector<double> G(static_cast<std::size_t>(D)), A(static_cast<std::size_t>(D));
+    std::vector<double> dgam(static_cast<std::size_t>(D), 0.0), dbet(static_cast<std::size_t>(D), 0.0);
+    for (index_t n = 0; n < N; ++n) {
+        const T* xs = x + n * S * D;
+        const T* gs = dy + n * S * D;
+        double M = 0;
+        for (index_t d = 0; d < D; ++d) {
+            double s = 0;
+            for (index_t i = 0; i < S; ++i) s += static_cast<double>(xs[i * D + d]) * xs[i * D + d];
+            G[static_cast<std::size_t>(d)] = std::sqrt(s);
+            M += std::sqrt(s);
+        }
+        M /= static_cast<double>(D);
+        double sumAG = 0;
+        for (index_t d = 0; d < D; ++d) {
+            double a = 0;
+            for (index_t i = 0; i < S; ++i) a += static_cast<double>(gs[i * D + d]) * gamma[d] * xs[i * D + d];
+            A[static_cast<std::size_t>(d)] = a;
+            sumAG += a * G[static_cast<std::size_t>(d)];
+        }
+        for (index_t d = 0; d < D; ++d) {
+            const double Gd = G[static_cast<std::size_t>(d)];
+            const double nxd = Gd / (M + eps);
+            const double dG = A[static_cast<std::size_t>(d)] / (M + eps) - sumAG / (static_cast<double>(D) * (M + eps) * (M + eps));
+            for (index_t i = 0; i < S; ++i) {
+                const double g = gs[i * D + d], v = xs[i * D + d];
+                const double via_norm = Gd == 0 ? 0.0 : dG * v / Gd;
+                if (dx) dx[(n * S + i) * D + d] += static_cast<T>(g * (1 + static_cast<double>(gamma[d]) * nxd) + via_norm);
+                dgam[static_cast<std::size_t>(d)] += g * v * nxd;
+                dbet[static_cast<std::size_t>(d)] += g;
+            }
+        }
+    }
+    for (index_t d = 0; d < D; ++d) {
+        if (dgamma) dgamma[d] += static_cast<T>(dgam[static_cast<std::size_t>(d)]);
+        if (dbeta) dbeta[d] += static_cast<T>(dbet[static_cast<std::size_t>(d)]);
+    }
+}
+
+} // namespace convnextv2::kernels

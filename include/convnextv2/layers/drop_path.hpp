@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+// drop_path<T>: stochastic depth on a residual branch (SPEC §1.6; timm drop_path with
+// scale_by_keep=True). In training with rate > 0, sample n is kept with probability p = 1 − rate
+// and then scaled by 1/p, otherwise zeroed (one decision per sample, shared over all its
+// elements); in eval or with rate 0 it is the identity. The decision for sample n is a pure
+// function of (seed, stream, step, n), so a repeated forward at the same step (e.g. gradient
+// checks, recomputation) drops the same samples, independent of thread count.
+#pragma once
+#include "../core/parallel.hpp"
+#include "../core/rng.hpp"
+#include "param.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace convnextv2 {
+
+template <class T>
+struct drop_path {
+    using scalar_type = T;
+    double rate = 0;
+    bool training = false;  // eval by default, like convnextv2_model; training code calls set_training(true)
+
+    drop_path() = default;
+    explicit drop_path(double rate_) : rate(rate_) {}
+
+    void set_training(bool t) { training = t; }
+    // `stream` separates the layers sharing one run seed (e.g. the block index).
+    void set_seed(std::uint64_t seed, std::uint64_t stream) { key_ = hash_combine(seed, stream); }
+    // The training step (iteration); a new step draws new decisions.
+    void set_step(std::uint64_t step) { step_ = step; }
+    std::uint64_t step() const { return step_; }
+
+    bool active() const { return training && rate > 0; }
+
+    // Whether sample n is kept at the current step (always true when inactive).
+    bool keeps(index_t n) const
+    {
+        if (!active()) return true;
+        counter_rng rng(hash_combine(key_, step_));
+        rng.set_counter(static_cast<std::uint64_t>(n));
+        return rng.uniform() < 1.0 - rate;
+    }
+
+    shape_t setup(const shape_t& in)
+    {
+        CONVNEXTV2_CHECK(!in.empty(), "drop_path: needs a non-empty input shape");
+        CONVNEXTV2_CHECK(rate >= 0 && rate <= 1, "drop_path: rate must be in [0, 1], got ", rate);
+        return in;
+    }
+
+    void forward(const tensor<T>& x, tensor<T>& y)
+    {
+        y.resize(x.shape());
+        if (!active() || x.empty()) {
+            std::copy(x.begin(), x.end(), y.begin());
+            scale_.clear();
+            return;
+        }
+        compute_scales(x.dim(0));
+        apply(x.data(), x.size() / x.dim(0), y.data(), false);
+    }
+
+    void backward(const tensor<T>& dy, tensor<T>* dx)
+    {
+        if (!dx) return;
+        if (scale_.empty()) {
+            parallel_for(0, dy.size(), index_t{1} << 14, [&](index_t i0, index_t i1) {
+                for (index_t i = i0; i < i1; ++i) (*dx)[i] += dy[i];
+            });
+            return;
+        }
+        apply(dy.data(), dy.size() / dy.dim(0), dx->data(), true);
+    }
+
+    void collect_params(param_list<T>&, const std::string&) {}
+
+    // Per-sample factors of the last training forward (0 or 1/p); empty when it was the identity.
+    const std::vector<T>& sample_scales() const { return scale_; }
+
+private:
+    std::uint64_t key_ = hash_combine(0, 0);
+    std::uint64_t step_ = 0;
+    std::vector<T> scale_;
+
+    void compute_scales(index_t N)
+    {
+        const double p = 1.0 - rate;
+        const T kept = p > 0 ? static_cast<T>(1.0 / p) : T(0);
+        scale_.resize(static_cast<std::size_t>(N));
+        for (index_t n = 0; n < N; ++n) scale_[static_cast<std::size_t>(n)] = keeps(n) ? kept : T(0);
+    }
+
+    // out = in·scale[n] per sample (accumulate: out += in·scale[n]).
+    void apply(const T* in, index_t per, T* out, bool accumulate) const
+    {
+        const index_t N = static_cast<index_t>(scale_.size());
+        parallel_for(0, N * per, index_t{1} << 14, [&](index_t i0, index_t i1) {
+            for (index_t i = i0; i < i1;) {
+                const index_t n = i / per;
+                const index_t e = std::min(i1, (n + 1) * per);
+                const T s = scale_[static_cast<std::size_t>(n)];
+                if (accumulate)
+                    for (; i < e; ++i) out[i] += in[i] * s;
+                else
+                    for (; i < e; ++i) out[i] = in[i] * s;
+            }
+        });
+    }
+};
+
+} // namespace convnextv2
