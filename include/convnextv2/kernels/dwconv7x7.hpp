@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: MIT
+// Depthwise 7x7 convolution, padding 3, stride 1, with bias, over NHWC x[N,H,W,C]; mirrors the
+// block's nn.Conv2d(C, C, 7, padding=3, groups=C) (facebookresearch/ConvNeXt-V2:
+// models/convnextv2.py; SPEC §1.3):
+//   fwd:         y[n,h,w,c]  = b[c] + Σ_{kh,kw} w[kh,kw,c] · x[n, h+kh−3, w+kw−3, c]
+//   bwd_data:    dx[n,h,w,c] += Σ_{kh,kw} w[kh,kw,c] · dy[n, h−kh+3, w−kw+3, c]
+//   bwd_weight:  dw[kh,kw,c] += Σ_{n,h,w} dy[n,h,w,c] · x[n, h+kh−3, w+kw−3, c],  db[c] += Σ dy
+// Weights are stored [7][7][C] (c fastest) so every inner loop runs over contiguous channels.
+// Rows (n,h) run in parallel; bwd_weight reduces fixed row chunks combined in index order
+// (deterministic for any thread count).
+#pragma once
+#include "../core/parallel.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace convnextv2::kernels {
+
+namespace detail {
+
+inline constexpr index_t dw_k = 7;
+inline constexpr index_t dw_pad = 3;
+
+// Channels per register block: the accumulators of one block stay in vector registers.
+template <class T>
+inline constexpr index_t dw_block = 128 / static_cast<index_t>(sizeof(T));
+
+// Rows per parallel task so that each task does a few hundred thousand flops.
+inline index_t dw_row_grain(index_t W, index_t C) { return std::max<index_t>(1, 4096 / std::max<index_t>(W * C, 1)); }
+
+// Valid tap range [k0, k1) for output coordinate `o` along an axis of extent `n`.
+inline index_t dw_tap_lo(index_t o) { return std::max<index_t>(0, dw_pad - o); }
+inline index_t dw_tap_hi(index_t o, index_t n) { return std::min<index_t>(dw_k, n + dw_pad - o); }
+
+// One output site, channels [c0, c0+width): out = init + Σ_taps in · w. Flip reads the kernel
+// rotated by 180 degrees (bwd_data is the correlation of dy with the flipped kernel).
+template <bool Full, bool Flip, bool Accumulate, class T>
+inline void dw_site(const T* __restrict in_img, index_t W, index_t C, index_t h, index_t wo, index_t kh0, index_t kh1,
+                    index_t kw0, index_t kw1, const T* __restrict w, const T* __restrict b, T* __restrict out, index_t c0,
+                    index_t width_rt)
+{
+    constexpr index_t B = dw_block<T>;
+    const index_t width = Full ? B : width_rt;
+    alignas(64) T acc[B];
+    if constexpr (Accumulate) {
+        for (index_t j = 0; j < width; ++j) acc[j] = out[j];
+    } else {
+        if (b)
+            for (index_t j = 0; j < width; ++j) acc[j] = b[c0 + j];
+        else
+            for (index_t j = 0; j < width; ++j) acc[j] = T(0);
+    }
+    for (index_t kh = kh0; kh < kh1; ++kh) {
+        const T* xr = in_img + (h + kh - dw_pad) * W * C + c0;
+        const T* wr = w + (Flip ? dw_k - 1 - kh : kh) * dw_k * C + c0;
+        for (index_t kw = kw0; kw < kw1; ++kw) {
+            const T* __restrict xp = xr + (wo + kw - dw_pad) * C;
+            const T* __restrict wp = wr + (Flip ? dw_k - 1 - kw : kw) * C;
+            for (index_t j = 0; j < width; ++j) acc[j] += xp[j] * wp[j];
+        }
+    }
+    for (index_t j = 0; j < width; ++j) out[j] = acc[j];
+}
+
+// Four adjacent output columns whose taps are all in range horizontally (wo >= 3, wo + 3 <= W − 4),
+// one channel block of dw_quad_block: each weight vector loaded once serves four columns.
+template <class T>
+inline constexpr index_t dw_quad_block = 64 / static_cast<index_t>(sizeof(T));
+
+template <bool Flip, bool Accumulate, class T>
+inline void dw_quad(const T* __restrict in_img, index_t W, index_t C, index_t h, index_t wo, index_t kh0, index_t kh1,
+                    const T* __restrict w, const T* __restrict b, T* __restrict out, index_t c0)
+{
+    constexpr index_t B = dw_quad_block<T>;
+    constexpr int Q = 4;
+    alignas(64) T acc[Q][B];
+    for (int q = 0; q < Q; ++q)
+        for (index_t j = 0; j < B; ++j) {
+            if constexpr (Accumulate)
+                acc[q][j] = out[q * C + j];
+            else
+                acc[q][j] = b ? b[c0 + j] : T(0);
+        }
+    for (index_t kh = kh0; kh < kh1; ++kh) {
+        const T* xr = in_img + ((h + kh - dw_pad) * W + wo - dw_pad) * C + c0;
+        const T* wr = w + (Flip ? dw_k - 1 - kh : kh) * dw_k * C + c0;
+        for (index_t kw = 0; kw < dw_k; ++kw) {
+            const T* __restrict wp = wr + (Flip ? dw_k - 1 - kw : kw) * C;
+            for (int q = 0; q < Q; ++q) {
+                const T* __restrict xp = xr + (q + kw) * C;
+                for (index_t j = 0; j < B; ++j) acc[q][j] += xp[j] * wp[j];
+            }
+        }
+    }
+    for (int q = 0; q < Q; ++q)
+        for (index_t j = 0; j < B; ++j) out[q * C + j] = acc[q][j];
+}
+
+// out[n,h,w,:] (= init | +=) 7x7 depthwise correlation of `in` with w (or its flip).
+template <bool Flip, bool Accumulate, class T>
+void dw_correlate(const T* in, index_t N, index_t H, index_t W, index_t C, const T* w, const T* b, T* out)
+{
+    constexpr index_t B = dw_block<T>, BQ = dw_quad_block<T>;
+    const index_t full = C / B * B, full_q = C / BQ * BQ;
+    parallel_for(0, N * H, dw_row_grain(W, C), [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r) {
+            const index_t n = r / H, h = r % H;
+            const T* img = in + n * H * W * C;
+            T* orow = out + r * W * C;
+            const index_t kh0 = dw_tap_lo(h), kh1 = dw_tap_hi(h, H);
+            index_t wo = 0;
+            while (wo < W) {
+                if (wo >= dw_pad && wo + 4 <= W - dw_pad && full_q > 0) {
+                    T* o = orow + wo * C;
+                    for (index_t c0 = 0; c0 < full_q; c0 += BQ) dw_quad<Flip, Accumulate>(img, W, C, h, wo, kh0, kh1, w, b, o + c0, c0);
+                    if (full_q < C)
+                        for (index_t q = 0; q < 4; ++q)
+                            dw_site<false, Flip, Accumulate>(img, W, C, h, wo + q, kh0, kh1, 0, dw_k, w, b, o + q * C + full_q,
+                                                             full_q, C - full_q);
+                    wo += 4;
+                    continue;
+                }
+                const index_t kw0 = dw_tap_lo(wo), kw1 = dw_tap_hi(wo, W);
+                T* o = orow + wo * C;
+                for (index_t c0 = 0; c0 < full; c0 += B)
+                    dw_site<true, Flip, Accumulate>(img, W, C, h, wo, kh0, kh1, kw0, kw1, w, b, o + c0, c0, B);
+                if (full < C)
+                    dw_site<false, Flip, Accumulate>(img, W, C, h, wo, kh0, kh1, kw0, kw1, w, b, o + full, full, C - full);
+                ++wo;
+            }
+        }
+    });
+}
+
+// Weight gradient of one output row against one input row (fixed kh), channels [c0, c0+width):
+// pt[kw*C + c] += Σ_wo dy[wo,c] · x[wo+kw−3, c]. On interior columns (all seven taps in range) the
+// seven accumulators stay in registers and each dy vector is loaded once.
+template <bool Full, class T>
+inline void dw_wgrad_row(const T* __restrict dyr, const T* __restrict xr, index_t W, index_t C, T* __restrict pt, index_t c0,
+                         index_t width_rt)
+{
+    constexpr index_t B = dw_quad_block<T>;
+    const index_t width = Full ? B : width_rt;
+    alignas(64) T acc[dw_k][B] = {};
+    const index_t i0 = dw_pad, i1 = W - dw_pad;  // interior columns [3, W−3)
+    for (index_t wo = i0; wo < i1; ++wo) {
+        const T* __restrict g = dyr + wo * C + c0;
+        const T* __restrict xp = xr + (wo - dw_pad) * C + c0;
+        for (index_t kw = 0; kw < dw_k; ++kw)
+            for (index_t j = 0; j < width; ++j) acc[kw][j] += g[j] * xp[kw * C + j];
+    }
+    for (index_t wo = 0; wo < W; ++wo) {
+        if (wo >= i0 && wo < i1) continue;
+        const T* __restrict g = dyr + wo * C + c0;
+        const index_t lo = dw_tap_lo(wo), hi = dw_tap_hi(wo, W);
+#pragma GCC unroll 7
+        for (index_t kw = 0; kw < dw_k; ++kw) {
+            if (kw < lo || kw >= hi) continue;
+            const T* __restrict xp = xr + (wo + kw - dw_pad) * C + c0;
+            for (index_t j = 0; j < width; ++j) acc[kw][j] += g[j] * xp[j];
+        }
+    }
+    for (index_t kw = 0; kw < dw_k; ++kw)
+        for (index_t j = 0; j < width; ++j) pt[kw * C + c0 + j] += acc[kw][j];
+}
+
+// Rows per weight-gradient chunk: depends on sizes only (determinism), at most 32 partials.
+inline index_t dw_reduce_chunk(index_t rows, index_t W, index_t C)
+{
+    return std::max<index_t>({index_t{1}, (rows + 31) / 32, 16384 / std::max<index_t>(W * C, 1)});
+}
+
+} // namespace detail
+
+template <class T>
+void dwconv7x7_fwd(const T* x, index_t N, index_t H, index_t W, index_t C, const T* w, const T* b, T* y)
+{
+    detail::dw_correlate<false, false>(x, N, H, W, C, w, b, y);
+}
+
+template <class T>
+void dwconv7x7_bwd_data(const T* dy, index_t N, index_t H, index_t W, index_t C, const T* w, T* dx)
+{
+    detail::dw_correlate<true, true>(dy, N, H, W, C, w, static_cast<const T*>(nullptr), dx);
+}
+
+template <class T>
+void dwconv7x7_bwd_weight(const T* dy, const T* x, index_t N, index_t H, index_t W, index_t C, T* dw, T* db)
+{
+    using namespace detail;
+    constexpr index_t B = dw_quad_block<T>;
+    const index_t rows = N * H, full = C / B * B, psize = (dw_k * dw_k + 1) * C;
+    const index_t chunk = dw_reduce_chunk(rows, W, C);
+    const index_t nc = num_chunks(rows, chunk);
+    if (nc == 0) return;
+    std::vector<T> partial(static_cast<std::size_t>(nc * psize), T(0));
+    parallel_chunks(rows, chunk, [&](index_t ci, index_t r0, index_t r1) {
+        T* p = partial.data() + ci * psize;
+        T* pb = p + dw_k * dw_k * C;
+        for (index_t r = r0; r < r1; ++r) {
+            const index_t n = r / H, h = r % H;
+            const T* dyr = dy + r * W * C;
+            for (index_t wo = 0; wo < W; ++wo) {
+                const T* __restrict g = dyr + wo * C;
+                for (index_t c = 0; c < C; ++c) pb[c] += g[c];
+            }
+            for (index_t kh = dw_tap_lo(h); kh < dw_tap_hi(h, H); ++kh) {
+                const T* xr = x + (n * H + h + kh - dw_pad) * W * C;
+                T* pt = p + kh * dw_k * C;
+                for (index_t c0 = 0; c0 < full; c0 += B) dw_wgrad_row<true>(dyr, xr, W, C, pt, c0, B);
+                if (full < C) dw_wgrad_row<false>(dyr, xr, W, C, pt, full, C - full);
+            }
+        }
+    });
+    for (index_t ci = 0; ci < nc; ++ci) {
+        const T* p = partial.data() + ci * psize;
+        for (index_t i = 0; i < dw_k * dw_k * C; ++i) dw[i] += p[i];
+        if (db)
+            for (index_t c = 0; c < C; ++c) db[c] += p[dw_k * dw_k * C + c];
+    }
+}
+
+// ---- naive twins, used only by tests ----
+
+template <class T>
+void dwconv7x7_fwd_ref(const T* x, index_t N, index_t H, index_t W, index_t C, const T* w, const T* b, T* y)
+{
+    for (index_t n = 0; n < N; ++n)
+        for (index_t h = 0; h < H; ++h)
+            for (index_t wo = 0; wo < W; ++wo)
+                for (index_t c = 0; c < C; ++c) {
+                    double s = b ? static_cast<double>(b[c]) : 0.0;
+                    for (index_t kh = 0; kh < 7; ++kh)
+                        for (index_t kw = 0; kw < 7; ++kw) {
+                            index_t ih = h + kh - 3, iw = wo + kw - 3;
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                            s += static_cast<double>(w[(kh * 7 + kw) * C + c]) * x[((n * H + ih) * W + iw) * C + c];
+                        }
+                    y[((n * H + h) * W + wo) * C + c] = static_cast<T>(s);
+                }
+}
+
+template <class T>
+void dwconv7x7_bwd_data_ref(const T* dy, index_t N, index_t H, index_t W, index_t C, const T* w, T* dx)
+{
+    for (index_t n = 0; n < N; ++n)
+        for (index_t ih = 0; ih < H; ++ih)
+            for (index_t iw = 0; iw < W; ++iw)
+                for (index_t c = 0; c < C; ++c) {
+                    double s = 0;
+                    for (index_t kh = 0; kh < 7; ++kh)
+                        for (index_t kw = 0; kw < 7; ++kw) {
+                            index_t h = ih - kh + 3, wo = iw - kw + 3;
+                            if (h < 0 || h >= H || wo < 0 || wo >= W) continue;
+                            s += static_cast<double>(w[(kh * 7 + kw) * C + c]) * dy[((n * H + h) * W + wo) * C + c];
+                        }
+                    dx[((n * H + ih) * W + iw) * C + c] += static_cast<T>(s);
+                }
+}
+
+template <class T>
+void dwconv7x7_bwd_weight_ref(const T* dy, const T* x, index_t N, index_t H, index_t W, index_t C, T* dw, T* db)
+{
+    for (index_t c = 0; c < C; ++c) {
+        for (index_t kh = 0; kh < 7; ++kh)
+            for (index_t kw = 0; kw < 7; ++kw) {
+                double s = 0;
+                for (index_t n = 0; n < N; ++n)
+                    for (index_t h = 0; h < H; ++h)
+                        for (index_t wo = 0; wo < W; ++wo) {
+                            index_t ih = h + kh - 3, iw = wo + kw - 3;
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                            s += static_cast<double>(dy[((n * H + h) * W + wo) * C + c]) * x[((n * H + ih) * W + iw) * C + c];
+                        }
+                dw[(kh * 7 + kw) * C + c] += static_cast<T>(s);
+            }
+        if (db) {
+            double s = 0;
+            for (index_t i = 0; i < N * H * W; ++i) s += dy[i * C + c];
+            db[c] += static_cast<T>(s);
+        }
+    }
+}
+
+} // namespace convnextv2::kernels
