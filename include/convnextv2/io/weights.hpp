@@ -23,7 +23,11 @@ struct load_options {
     bool strict = true;              // missing or unexpected keys are errors (shape/dtype errors always are)
     bool skip_head = false;          // head.* and norm.* may be missing or mis-shaped: left as-is
     bool allow_missing_head = false; // FCMAE encoder files: no norm/head -> ok
+    bool prefer_ema = false;         // training checkpoints: load the EMA weights when present
 };
+
+// Metadata value that marks our training checkpoints (weights + "ema." + "optim." tensors).
+inline const char* checkpoint_format = "convnextv2-cpp/checkpoint-v1";
 
 struct load_report {
     std::vector<std::string> loaded, missing, unexpected, skipped;
@@ -265,7 +269,38 @@ void permute_to_torch(const T* internal, const shape_t& torch_shape, const std::
 }
 
 template <class T>
+load_report load_weights_from(param_list<T>& params, const st_file& file, const std::string& path, const load_options& opt = {});
+
+// Training checkpoints hold the model under official names plus "ema." and "optim." tensors:
+// keep the model (or, with prefer_ema, the EMA copy renamed to official names).
+inline st_file model_view_of_checkpoint(st_file file, bool prefer_ema)
+{
+    auto it = file.metadata.find("format");
+    if (it == file.metadata.end() || it->second != checkpoint_format) return file;
+    bool has_ema = false;
+    for (auto& kv : file.tensors) has_ema = has_ema || kv.first.rfind("ema.", 0) == 0;
+    st_file out;
+    out.metadata = file.metadata;
+    for (auto& [key, t] : file.tensors) {
+        bool is_ema = key.rfind("ema.", 0) == 0, is_optim = key.rfind("optim.", 0) == 0;
+        if (is_optim) continue;
+        if (prefer_ema && has_ema) {
+            if (is_ema) out.tensors.emplace(key.substr(4), std::move(t));
+        } else if (!is_ema) {
+            out.tensors.emplace(key, std::move(t));
+        }
+    }
+    return out;
+}
+
+template <class T>
 load_report load_weights(param_list<T>& params, const std::string& path, const load_options& opt = {})
+{
+    return load_weights_from(params, model_view_of_checkpoint(read_safetensors(path), opt.prefer_ema), path, opt);
+}
+
+template <class T>
+load_report load_weights_from(param_list<T>& params, const st_file& file, const std::string& path, const load_options& opt)
 {
     // Programming errors in the param list are reported before the file is even read.
     std::map<std::string, std::size_t> param_of;
@@ -276,7 +311,6 @@ load_report load_weights(param_list<T>& params, const std::string& path, const l
                          params[i].name, "' have the same name");
     }
 
-    const st_file file = read_safetensors(path);
     struct source {
         std::string key;
         const st_tensor* t;

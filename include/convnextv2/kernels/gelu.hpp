@@ -7,7 +7,10 @@
 #pragma once
 #include "../core/parallel.hpp"
 
+#include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>
 #include <cmath>
+#include <type_traits>
 
 namespace convnextv2::kernels {
 
@@ -28,12 +31,33 @@ inline T gelu_derivative(T x)
     return T(0.5) * std::erfc(-x * inv_sqrt2) + x * inv_sqrt_2pi * std::exp(T(-0.5) * x * x);
 }
 
+// The float path uses Eigen's vectorised erf/exp (libm's scalar erfcf was 10% of a training
+// step). 1 + erf loses relative accuracy in the far negative tail, but the absolute error of
+// gelu stays below 1e-6 there, as in PyTorch's vectorised CPU kernel.
+namespace detail {
+using farray = Eigen::Array<float, Eigen::Dynamic, 1>;
+inline void gelu_fwd_f32(const float* x, index_t n, float* y)
+{
+    Eigen::Map<const farray> xs(x, n);
+    Eigen::Map<farray> ys(y, n);
+    ys = 0.5f * xs * (1.0f + (xs * 0.70710678118654752440f).erf()).max(0.0f);
+}
+inline void gelu_bwd_f32(const float* x, const float* dy, index_t n, float* dx)
+{
+    Eigen::Map<const farray> xs(x, n), g(dy, n);
+    Eigen::Map<farray> d(dx, n);
+    d += g * (0.5f * (1.0f + (xs * 0.70710678118654752440f).erf()).max(0.0f) + xs * 0.39894228040143267794f * (-0.5f * xs * xs).exp());
+}
+} // namespace detail
+
 // y[i] = gelu(x[i]) for i < n (x == y allowed).
 template <class T>
 void gelu_fwd(const T* x, index_t n, T* y)
 {
     parallel_for(0, n, gelu_grain, [&](index_t i0, index_t i1) {
-        for (index_t i = i0; i < i1; ++i) y[i] = gelu_value(x[i]);
+        if constexpr (std::is_same_v<T, float>) detail::gelu_fwd_f32(x + i0, i1 - i0, y + i0);
+        else
+            for (index_t i = i0; i < i1; ++i) y[i] = gelu_value(x[i]);
     });
 }
 
@@ -42,7 +66,9 @@ template <class T>
 void gelu_bwd(const T* x, const T* dy, index_t n, T* dx)
 {
     parallel_for(0, n, gelu_grain, [&](index_t i0, index_t i1) {
-        for (index_t i = i0; i < i1; ++i) dx[i] += dy[i] * gelu_derivative(x[i]);
+        if constexpr (std::is_same_v<T, float>) detail::gelu_bwd_f32(x + i0, dy + i0, i1 - i0, dx + i0);
+        else
+            for (index_t i = i0; i < i1; ++i) dx[i] += dy[i] * gelu_derivative(x[i]);
     });
 }
 

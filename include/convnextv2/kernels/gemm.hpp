@@ -20,18 +20,22 @@ using cmap = Eigen::Map<const row_matrix<T>>;
 template <class T>
 using mmap = Eigen::Map<row_matrix<T>>;
 
-// Rows per parallel tile: large enough that Eigen's blocking pays off.
-inline index_t gemm_tile_rows(index_t K, index_t N)
+// Rows per parallel tile: a few tiles per thread, so each Eigen call packs the weight matrix
+// once for many rows (packing per small tile cost more than the multiply at ConvNeXt's
+// small-K shapes). Results do not depend on the tiling (no reduction across tiles).
+inline index_t gemm_tile_rows(index_t M, index_t K, index_t N)
 {
-    index_t work = std::max<index_t>(K * N, 1);
-    return std::clamp<index_t>((index_t{1} << 21) / work, 16, 1024);
+    const index_t tiles = std::max<index_t>(1, 3 * static_cast<index_t>(max_threads()));
+    index_t rows = (M + tiles - 1) / tiles;
+    const index_t min_rows = std::max<index_t>(16, (index_t{1} << 16) / std::max<index_t>(K * N, 1));
+    return std::max(rows, min_rows);
 }
 
 template <class T>
 void linear_fwd(const T* x, index_t M, index_t K, const T* W, const T* b, index_t N, T* y)
 {
     cmap<T> w(W, N, K);
-    parallel_for(0, M, gemm_tile_rows(K, N), [&](index_t m0, index_t m1) {
+    parallel_for(0, M, gemm_tile_rows(M, K, N), [&](index_t m0, index_t m1) {
         cmap<T> xs(x + m0 * K, m1 - m0, K);
         mmap<T> ys(y + m0 * N, m1 - m0, N);
         ys.noalias() = xs * w.transpose();
@@ -43,7 +47,7 @@ template <class T>
 void linear_bwd_data(const T* dy, index_t M, index_t N, const T* W, index_t K, T* dx)
 {
     cmap<T> w(W, N, K);
-    parallel_for(0, M, gemm_tile_rows(K, N), [&](index_t m0, index_t m1) {
+    parallel_for(0, M, gemm_tile_rows(M, K, N), [&](index_t m0, index_t m1) {
         cmap<T> g(dy + m0 * N, m1 - m0, N);
         mmap<T> d(dx + m0 * K, m1 - m0, K);
         d.noalias() += g * w;

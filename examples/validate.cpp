@@ -1,0 +1,42 @@
+// validate: top-1/top-5/loss/throughput of weights on a recipe's evaluation split.
+//   validate --config C --data_dir D --ckpt_path W.safetensors [--ema] [--num_threads T]
+// Accepts our training checkpoints and plain safetensors weights (official/timm/HF names).
+#include <convnextv2/core/allocator.hpp>
+#include <convnextv2/core/parallel.hpp>
+#include <convnextv2/train/trainer.hpp>
+
+#include <CLI/CLI.hpp>
+
+using namespace convnextv2;
+
+int main(int argc, char** argv)
+{
+    CLI::App app{"validate: evaluate ConvNeXt V2 weights"};
+    std::string config, data_dir, ckpt_path;
+    int threads = -1;
+    bool ema = false;
+    app.add_option("--config,-c", config, "JSON recipe")->required();
+    app.add_option("--data_dir", data_dir, "dataset folder");
+    app.add_option("--ckpt_path", ckpt_path, "weights: a training checkpoint or safetensors file")->required();
+    app.add_flag("--ema", ema, "evaluate the EMA weights of a training checkpoint");
+    app.add_option("--num_threads", threads, "worker threads (0 = all cores)");
+    CLI11_PARSE(app, argc, argv);
+    keep_freed_memory();
+    try {
+        recipe r = load_recipe(config);
+        if (!data_dir.empty()) apply_override(r, "data_dir", data_dir);
+        thread_limit limit(threads >= 0 ? threads : r.num_threads);
+        auto ds = train::make_dataset(r, r.data_dir, false);
+        convnextv2_model<float> m(train::model_config_of(r));
+        io::load_options lo;
+        lo.prefer_ema = ema;
+        io::load_weights(m.params(), ckpt_path, lo);
+        auto ev = train::evaluate(m, *ds, recipe_eval_batch_size(r));
+        std::printf("%s on %ld images: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  %.1f img/s\n", ckpt_path.c_str(), (long)ev.count,
+                    ev.top1, ev.top5, ev.loss, ev.images_per_s());
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "validate: error: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,213 @@
+// Training loop: exact resume, crash-safe checkpoints, NaN stop, and a short real-data run.
+#include <convnextv2/train/trainer.hpp>
+#include <support/fixtures.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+using namespace convnextv2;
+namespace fs = std::filesystem;
+
+namespace {
+
+// 16 deterministic 32x32x1 images in 4 classes; a NaN pixel in epoch `nan_epoch` if >= 0.
+class synthetic_set : public dataset {
+public:
+    explicit synthetic_set(index_t n = 16, std::int64_t nan_epoch = -1, std::uint64_t seed = 0)
+        : n_(n), nan_epoch_(nan_epoch), seed_(seed) {}
+    index_t size() const override { return n_; }
+    index_t num_classes() const override { return 4; }
+    shape_t sample_shape() const override { return {32, 32, 1}; }
+    void get(index_t i, std::uint64_t es, bool train, float* out, int* label) const override
+    {
+        *label = static_cast<int>(i % 4);
+        counter_rng rng(static_cast<std::uint64_t>(i), train ? es : 0);
+        for (index_t p = 0; p < 32 * 32; ++p) out[p] = static_cast<float>(rng.uniform(-1, 1) + 0.5 * (*label) * ((p / 32) % 4 == *label));
+        if (nan_epoch_ >= 0 && train && es == epoch_seed(seed_, nan_epoch_) && i == 3) out[5] = NAN;
+    }
+
+private:
+    index_t n_;
+    std::int64_t nan_epoch_;
+    std::uint64_t seed_;
+};
+
+recipe tiny_recipe(const std::string& dir)
+{
+    recipe r;
+    r.model = "tiny_test";
+    r.depths = {1, 1, 1, 1};
+    r.dims = {4, 8, 8, 8};
+    r.num_classes = 4;
+    r.in_chans = 1;
+    r.image_resize = 32;
+    r.stem_kernel = 4;
+    r.dataset = "fashion_mnist";
+    r.batch_size = 4;
+    r.epoch_size = 3;
+    r.lr = 5e-3;
+    r.min_lr = 1e-5;
+    r.warmup_epochs = 1;
+    r.drop_path_rate = 0.2;
+    r.label_smoothing = 0.1;
+    r.head_init_scale = 1.0;
+    r.layer_decay = 0.8;
+    r.ema = true;
+    r.ema_decay = 0.9;
+    r.seed = 3;
+    r.log_interval = 0;
+    r.keep_checkpoint_max = 0;
+    r.ckpt_save_dir = dir;
+    return r;
+}
+
+std::string fresh_dir(const std::string& name)
+{
+    fs::path p = fs::temp_directory_path() / ("convnextv2_test_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(p);
+    return p.string();
+}
+
+train::train_options options(const recipe& r, std::shared_ptr<const dataset> ds)
+{
+    train::train_options o;
+    o.r = r;
+    o.verbose = false;
+    o.train_set = ds;
+    o.val_set = ds;
+    return o;
+}
+
+std::vector<std::vector<float>> weights_of(train::trainer& t)
+{
+    std::vector<std::vector<float>> w;
+    for (auto& p : t.model().params()) w.emplace_back(p.value->begin(), p.value->end());
+    return w;
+}
+
+} // namespace
+
+TEST_CASE("resume: N epochs straight equal a checkpoint + resume, bit for bit", "[train]")
+{
+    auto ds = std::make_shared<synthetic_set>(16);  // batch 4 -> 4 steps/epoch
+    for (int update_freq : {1, 2}) {
+        CAPTURE(update_freq);
+        recipe r = tiny_recipe(fresh_dir("straight"));
+        r.update_freq = update_freq;
+        train::trainer straight(options(r, ds));
+        auto s1 = straight.run();
+        REQUIRE(s1.epochs_done == 3);
+
+        recipe r2 = tiny_recipe(fresh_dir("resumed"));
+        r2.update_freq = update_freq;
+        {
+            auto o = options(r2, ds);
+            o.stop_after_epochs = 1;  // "crash" after the first checkpoint
+            train::trainer first(o);
+            REQUIRE(first.run().epochs_done == 1);
+        }
+        auto o = options(r2, ds);
+        o.resume = "auto";
+        train::trainer resumed(o);
+        auto s2 = resumed.run();
+        REQUIRE(s2.epochs_done == 3);
+        auto a = weights_of(straight), b = weights_of(resumed);
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == b[i]);
+        CHECK(s1.final_eval.top1 == s2.final_eval.top1);
+        // The metrics file holds one line per epoch, not duplicates from the interrupted run.
+        std::ifstream m(fs::path(r2.ckpt_save_dir) / "metrics.jsonl");
+        int lines = 0;
+        for (std::string l; std::getline(m, l);) ++lines;
+        CHECK(lines == 3);
+        CHECK(fs::exists(fs::path(r2.ckpt_save_dir) / "metrics.svg"));
+        fs::remove_all(r.ckpt_save_dir);
+        fs::remove_all(r2.ckpt_save_dir);
+    }
+}
+
+TEST_CASE("a partial temp file from a killed writer never replaces the last good checkpoint", "[train]")
+{
+    auto ds = std::make_shared<synthetic_set>(16);
+    recipe r = tiny_recipe(fresh_dir("killed"));
+    auto o = options(r, ds);
+    o.stop_after_epochs = 1;
+    train::trainer(o).run();
+    const std::string good = train::checkpoint_path(r.ckpt_save_dir, r.model, 1);
+    REQUIRE(fs::exists(good));
+    // What a writer killed mid-write leaves behind: a truncated temp file next to the real one.
+    {
+        std::ifstream in(good, std::ios::binary);
+        std::string bytes((std::istreambuf_iterator<char>(in)), {});
+        std::ofstream(good + ".tmp.999.0", std::ios::binary) << bytes.substr(0, bytes.size() / 3);
+        std::ofstream(train::checkpoint_path(r.ckpt_save_dir, r.model, 2) + ".tmp.999.1", std::ios::binary) << bytes.substr(0, 100);
+    }
+    auto all = train::list_checkpoints(r.ckpt_save_dir, r.model);
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].second == good);
+    auto o2 = options(r, ds);
+    o2.resume = "auto";
+    train::trainer resumed(o2);
+    CHECK(resumed.run().epochs_done == 3);
+    // A truncated checkpoint is reported with its path, not loaded.
+    auto o3 = options(r, ds);
+    o3.resume = good + ".tmp.999.0";
+    REQUIRE_THROWS_WITH(train::trainer(o3).run(), Catch::Contains(".tmp.999.0"));
+    fs::remove_all(r.ckpt_save_dir);
+}
+
+TEST_CASE("a NaN loss stops training with the step named and the last checkpoint intact", "[train]")
+{
+    recipe r = tiny_recipe(fresh_dir("nan"));
+    auto ds = std::make_shared<synthetic_set>(16, /*nan_epoch=*/1, static_cast<std::uint64_t>(r.seed));
+    train::trainer t(options(r, ds));
+    REQUIRE_THROWS_WITH(t.run(), Catch::Contains("loss is nan") && Catch::Contains("epoch 2") &&
+                                     Catch::Contains(train::checkpoint_path(r.ckpt_save_dir, r.model, 1)));
+    convnextv2_model<float> m(train::model_config_of(r));
+    REQUIRE_NOTHROW(io::load_weights(m.params(), train::checkpoint_path(r.ckpt_save_dir, r.model, 1)));
+    fs::remove_all(r.ckpt_save_dir);
+}
+
+TEST_CASE("an unwritable output directory is a clear error before training", "[train]")
+{
+    recipe r = tiny_recipe("/proc/convnextv2_cannot_write_here");
+    auto ds = std::make_shared<synthetic_set>(16);
+    REQUIRE_THROWS_WITH(train::trainer(options(r, ds)), Catch::Contains("/proc/convnextv2_cannot_write_here"));
+}
+
+TEST_CASE("short real-data run on Fashion-MNIST: the loss decreases", "[train][data]")
+{
+    if (!fs::exists(default_fashion_mnist_dir())) {
+        WARN("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist); skipping the real-data run");
+        return;
+    }
+    fashion_mnist_options fo;
+    fo.limit = 512;
+    fo.image_size = 32;
+    auto train_set = std::make_shared<fashion_mnist_dataset>(fo);
+    fo.split = "test";
+    fo.limit = 256;
+    auto test_set = std::make_shared<fashion_mnist_dataset>(fo);
+    recipe r = tiny_recipe(fresh_dir("fmnist"));
+    r.num_classes = 10;
+    r.depths = {1, 1, 1, 1};
+    r.dims = {8, 16, 16, 32};
+    r.batch_size = 32;
+    r.epoch_size = 4;
+    r.ema = false;
+    r.drop_path_rate = 0;
+    r.lr = 4e-3;
+    r.layer_decay = 1.0;
+    auto o = options(r, train_set);
+    o.val_set = test_set;
+    train::trainer t(o);
+    auto s = t.run();
+    std::ifstream m(t.metrics_path());
+    std::vector<double> losses;
+    for (std::string l; std::getline(m, l);) losses.push_back(nlohmann::json::parse(l)["train_loss"].get<double>());
+    REQUIRE(losses.size() == 4);
+    CHECK(losses.back() < losses.front() * 0.8);
+    CHECK(s.final_eval.top1 > 30.0);  // 10 classes: chance is 10%
+    fs::remove_all(r.ckpt_save_dir);
+}

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: MIT
+// The supervised training loop behind `train` and `validate` (MindCV's train.py/validate.py
+// workflow): recipe -> model -> AdamW with layer-wise lr decay and warmup-cosine schedule ->
+// label-smoothing cross entropy -> gradient accumulation -> EMA -> per-epoch evaluation,
+// metrics.jsonl, plot, crash-safe checkpoints and exact resume.
+// Every random choice is a pure function of (seed, epoch, sample) or (seed, block, step), so a
+// resumed run repeats the uninterrupted one exactly at a fixed thread count.
+#pragma once
+#include "checkpoint.hpp"
+#include "report.hpp"
+
+#include <convnextv2/data/dataset.hpp>
+#include <convnextv2/data/fashion_mnist.hpp>
+#include <convnextv2/io/recipe.hpp>
+#include <convnextv2/kernels/cross_entropy.hpp>
+#include <convnextv2/models/convnextv2.hpp>
+#include <convnextv2/optim/schedule.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+namespace convnextv2::train {
+
+struct train_options {
+    recipe r;
+    std::string config_path;         // for messages
+    std::string output_dir;          // "" -> r.ckpt_save_dir
+    std::string resume;              // "" (fresh), "auto" (latest in output_dir) or a checkpoint path
+    std::int64_t stop_after_epochs = -1;  // stop early after this many completed epochs (tests, time budgets)
+    bool verbose = true;
+    // Datasets supplied by the caller (embedding, tests); otherwise built from the recipe.
+    std::shared_ptr<const dataset> train_set, val_set;
+};
+
+inline model_config model_config_of(const recipe& r)
+{
+    model_config c;
+    if (!r.depths.empty()) {
+        c.name = r.model.empty() ? "custom" : r.model;
+        c.depths = r.depths;
+        c.dims.assign(r.dims.begin(), r.dims.end());
+    } else {
+        c = variant_config(r.model);
+    }
+    c.num_classes = r.num_classes;
+    c.in_chans = r.in_chans;
+    c.drop_path_rate = r.drop_path_rate;
+    c.head_init_scale = r.head_init_scale;
+    c.stem_kernel = r.stem_kernel;
+    return c;
+}
+
+// Datasets by recipe name. The ImageFolder pipeline plugs in here without touching the loop.
+inline std::unique_ptr<dataset> make_dataset(const recipe& r, const std::string& data_dir, bool train_split)
+{
+    if (r.dataset == "fashion_mnist") {
+        fashion_mnist_options o;
+        if (!data_dir.empty()) o.dir = data_dir;
+        o.split = train_split ? "train" : "test";
+        o.image_size = r.image_resize;
+        o.in_chans = r.in_chans;
+        o.random_crop_padding = r.random_crop_padding;
+        o.hflip = r.hflip;
+        return std::make_unique<fashion_mnist_dataset>(o);
+    }
+    detail::throw_error("", "dataset '", r.dataset, "' is not available in this build (supported: fashion_mnist)");
+}
+
+struct eval_result {
+    double loss = 0, top1 = 0, top5 = 0;  // top-k in percent
+    index_t count = 0;
+    double seconds = 0;
+    double images_per_s() const { return seconds > 0 ? count / seconds : 0; }
+};
+
+// Evaluates `m` (eval mode) over the whole dataset; loss is plain cross entropy.
+inline eval_result evaluate(convnextv2_model<float>& m, const dataset& ds, index_t batch_size)
+{
+    const bool was_training = m.training();
+    m.set_training(false);
+    batch_loader_options lo;
+    lo.batch_size = batch_size;
+    lo.shuffle = false;
+    lo.drop_remainder = false;
+    lo.train = false;
+    batch_loader loader(ds, lo, 0);
+    tensor<float> x, logits, targets;
+    std::vector<int> labels;
+    eval_result r;
+    double loss_sum = 0;
+    index_t hit1 = 0, hit5 = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    const index_t K = m.config().num_classes;
+    for (index_t b = 0; b < loader.num_batches(); ++b) {
+        loader.load(b, x, labels);
+        m.forward(x, logits);
+        const index_t n = x.dim(0);
+        targets.resize({n, K});
+        kernels::smooth_targets(labels.data(), n, K, 0.0, targets.data());
+        loss_sum += kernels::softmax_cross_entropy<float>(logits.data(), n, K, targets.data(), nullptr) * static_cast<double>(n);
+        hit1 += kernels::top_k_correct(logits.data(), n, K, labels.data(), 1);
+        hit5 += kernels::top_k_correct(logits.data(), n, K, labels.data(), std::min<index_t>(5, K));
+        r.count += n;
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.loss = loss_sum / static_cast<double>(std::max<index_t>(r.count, 1));
+    r.top1 = 100.0 * static_cast<double>(hit1) / static_cast<double>(std::max<index_t>(r.count, 1));
+    r.top5 = 100.0 * static_cast<double>(hit5) / static_cast<double>(std::max<index_t>(r.count, 1));
+    m.set_training(was_training);
+    return r;
+}
+
+struct train_summary {
+    std::string model;
+    double params_m = 0;
+    int batch_size = 0, resolution = 0;
+    double ms_per_step = 0, images_per_s = 0;
+    eval_result final_eval;       // of the weights used for the reported accuracy
+    bool final_is_ema = false;
+    double wall_seconds = 0;
+    std::int64_t epochs_done = 0;
+};
+
+class trainer {
+public:
+    explicit trainer(train_options o) : o_(std::move(o)), r_(o_.r)
+    {
+        if (o_.output_dir.empty()) o_.output_dir = r_.ckpt_save_dir;
+        CONVNEXTV2_CHECK(r_.mixup == 0 && r_.cutmix == 0, o_.config_path,
+                         ": mixup/cutmix are not supported by this trainer yet; set them to 0");
+        std::error_code ec;
+        std::filesystem::create_directories(o_.output_dir, ec);
+        CONVNEXTV2_CHECK(!ec && std::filesystem::is_directory(o_.output_dir), o_.output_dir,
+                         ": cannot create the output directory (", ec.message(), ")");
+        probe_writable(o_.output_dir);
+
+        train_set_ = o_.train_set ? o_.train_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, true));
+        if (r_.val_while_train)
+            val_set_ = o_.val_set ? o_.val_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, false));
+        CONVNEXTV2_CHECK(train_set_->num_classes() == r_.num_classes, o_.config_path, ": num_classes is ", r_.num_classes,
+                         " but the dataset has ", train_set_->num_classes(), " classes");
+
+        cfg_ = model_config_of(r_);
+        model_ = std::make_unique<convnextv2_model<float>>(cfg_, static_cast<std::uint64_t>(r_.seed));
+        if (!r_.ckpt_path.empty()) load_initial_weights(r_.ckpt_path);
+        auto groups = make_param_groups(model_->params(), r_.filter_bias_and_bn, r_.layer_decay, cfg_.depths, r_.layer_decay_type);
+        adamw_options ao;
+        ao.lr = r_.lr;
+        ao.beta1 = r_.beta1;
+        ao.beta2 = r_.beta2;
+        ao.eps = r_.eps;
+        ao.weight_decay = r_.weight_decay;
+        opt_ = std::make_unique<adamw<float>>(model_->params(), groups, ao);
+        if (r_.ema) ema_ = std::make_unique<model_ema<float>>(model_->params());
+    }
+
+    convnextv2_model<float>& model() { return *model_; }
+    const std::string& output_dir() const { return o_.output_dir; }
+
+    train_summary run()
+    {
+        auto wall0 = std::chrono::steady_clock::now();
+        checkpoint_state st;
+        st.recipe = to_json(r_);
+        if (!o_.resume.empty()) st = resume_from(o_.resume);
+        rewrite_metrics(st.history);
+
+        batch_loader_options lo;
+        lo.batch_size = r_.batch_size;
+        lo.seed = static_cast<std::uint64_t>(r_.seed);
+        lo.shuffle = r_.shuffle;
+        lo.drop_remainder = r_.drop_remainder;
+        lo.train = true;
+        batch_loader loader(*train_set_, lo, st.epochs_done);
+        const index_t micro_per_epoch = loader.num_batches();
+        const index_t steps_per_epoch = micro_per_epoch / r_.update_freq;
+        CONVNEXTV2_CHECK(steps_per_epoch >= 1, o_.config_path, ": batch_size ", r_.batch_size, " x update_freq ", r_.update_freq,
+                         " is larger than the training set (", train_set_->size(), " samples)");
+        const index_t K = cfg_.num_classes;
+        progress_printer progress(r_.log_interval > 0 ? r_.log_interval : static_cast<int>(steps_per_epoch), o_.verbose);
+        if (o_.verbose)
+            std::fprintf(stderr, "%s: %.2fM parameters, %ld training images, %ld steps/epoch, output %s\n", cfg_.name.c_str(),
+                         model_->num_params() / 1e6, (long)train_set_->size(), (long)steps_per_epoch, o_.output_dir.c_str());
+
+        train_summary sum;
+        tensor<float> x, logits, targets, dlogits;
+        std::vector<int> labels;
+        double step_seconds_total = 0;
+        index_t images_total = 0;
+        std::int64_t steps_timed = 0;
+        model_->set_training(true);
+        for (std::int64_t epoch = st.epochs_done; epoch < r_.epoch_size; ++epoch) {
+            if (o_.stop_after_epochs >= 0 && epoch >= o_.stop_after_epochs) break;
+            loader.set_epoch(epoch);
+            auto e0 = std::chrono::steady_clock::now();
+            double loss_sum = 0, lr = 0;
+            index_t loss_count = 0;
+            index_t epoch_images = 0;
+            for (index_t s = 0; s < steps_per_epoch; ++s) {
+                auto s0 = std::chrono::steady_clock::now();
+                model_->zero_grad();
+                double step_loss = 0;
+                for (int u = 0; u < r_.update_freq; ++u) {
+                    const index_t b = s * r_.update_freq + u;
+                    loader.load(b, x, labels);
+                    const index_t n = x.dim(0);
+                    model_->set_step(static_cast<std::uint64_t>(st.global_step) * static_cast<std::uint64_t>(r_.update_freq) +
+                                     static_cast<std::uint64_t>(u));
+                    model_->forward(x, logits);
+                    targets.resize({n, K});
+                    dlogits.resize({n, K});
+                    kernels::smooth_targets(labels.data(), n, K, r_.label_smoothing, targets.data());
+                    double loss = kernels::softmax_cross_entropy(logits.data(), n, K, targets.data(), dlogits.data());
+                    if (!std::isfinite(loss)) {
+                        progress.finish_line();
+                        auto last = list_checkpoints(o_.output_dir, cfg_.name);
+                        detail::throw_error("", "loss is ", loss, " at epoch ", epoch + 1, ", step ", s + 1, " (global step ",
+                                            st.global_step + 1, "); training stopped. The last good checkpoint is ",
+                                            last.empty() ? std::string("(none written yet)") : last.back().second);
+                    }
+                    if (r_.update_freq > 1)
+                        for (auto& g : dlogits) g /= static_cast<float>(r_.update_freq);
+                    model_->backward(dlogits);
+                    step_loss += loss / r_.update_freq;
+                    epoch_images += n;
+                }
+                const double e = static_cast<double>(epoch) + static_cast<double>(s) / static_cast<double>(steps_per_epoch);
+                lr = recipe_lr(r_, e);
+                opt_->step(lr);
+                if (ema_) ema_->update(model_->params(), r_.ema_decay);
+                ++st.global_step;
+                loss_sum += step_loss;
+                ++loss_count;
+                double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+                step_seconds_total += dt;
+                ++steps_timed;
+                images_total += static_cast<index_t>(r_.batch_size) * r_.update_freq;
+                const double ips = images_total / std::max(step_seconds_total, 1e-9);
+                const double remaining_steps = static_cast<double>((r_.epoch_size - epoch - 1) * steps_per_epoch + (steps_per_epoch - s - 1));
+                progress.update(static_cast<int>(epoch + 1), r_.epoch_size, static_cast<long>(s + 1), static_cast<long>(steps_per_epoch),
+                                loss_sum / static_cast<double>(loss_count), lr, ips,
+                                remaining_steps * step_seconds_total / static_cast<double>(steps_timed));
+            }
+            progress.finish_line();
+            const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
+            nlohmann::json row{{"epoch", epoch + 1},
+                               {"global_step", st.global_step},
+                               {"train_loss", loss_sum / static_cast<double>(std::max<index_t>(loss_count, 1))},
+                               {"lr", lr},
+                               {"epoch_seconds", epoch_seconds},
+                               {"train_images_per_s", epoch_images / std::max(epoch_seconds, 1e-9)}};
+            if (val_set_ && (r_.val_interval <= 1 || (epoch + 1) % r_.val_interval == 0 || epoch + 1 == r_.epoch_size)) {
+                eval_result ev = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_));
+                row["val_loss"] = ev.loss;
+                row["val_top1"] = ev.top1;
+                row["val_top5"] = ev.top5;
+                if (ema_) {
+                    ema_->swap_into(model_->params());
+                    eval_result ee = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_));
+                    ema_->swap_into(model_->params());
+                    row["ema_val_top1"] = ee.top1;
+                    row["ema_val_top5"] = ee.top5;
+                    row["ema_val_loss"] = ee.loss;
+                }
+                if (o_.verbose)
+                    std::fprintf(stderr, "epoch %ld: train loss %.4f  val loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s  (%.0f s)\n",
+                                 (long)(epoch + 1), row["train_loss"].get<double>(), ev.loss, ev.top1, ev.top5,
+                                 ema_ ? ("  EMA top-1 " + std::to_string(row["ema_val_top1"].get<double>()) + "%").c_str() : "",
+                                 epoch_seconds);
+            }
+            st.history.push_back(row);
+            st.epochs_done = epoch + 1;
+            // Checkpoint first (atomic), then the human-facing files derived from its history.
+            save_checkpoint(checkpoint_path(o_.output_dir, cfg_.name, st.epochs_done), model_->params(), *opt_, ema_.get(), st);
+            prune_checkpoints(o_.output_dir, cfg_.name, r_.keep_checkpoint_max);
+            append_jsonl(metrics_path(), row);
+            write_plot(st.history);
+        }
+
+        sum.model = cfg_.name;
+        sum.params_m = model_->num_params() / 1e6;
+        sum.batch_size = r_.batch_size * r_.update_freq;
+        sum.resolution = r_.image_resize;
+        sum.ms_per_step = steps_timed ? 1000.0 * step_seconds_total / static_cast<double>(steps_timed) : 0;
+        sum.images_per_s = step_seconds_total > 0 ? images_total / step_seconds_total : 0;
+        sum.epochs_done = st.epochs_done;
+        if (val_set_) {
+            if (ema_) ema_->swap_into(model_->params());
+            sum.final_eval = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_));
+            sum.final_is_ema = ema_ != nullptr;
+            if (ema_) ema_->swap_into(model_->params());
+        }
+        sum.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+        return sum;
+    }
+
+    std::string metrics_path() const { return (std::filesystem::path(o_.output_dir) / "metrics.jsonl").string(); }
+
+private:
+    static void probe_writable(const std::string& dir)
+    {
+        std::string probe = (std::filesystem::path(dir) / ".write_test").string();
+        std::FILE* f = std::fopen(probe.c_str(), "wb");
+        CONVNEXTV2_CHECK(f != nullptr, dir, ": output directory is not writable");
+        std::fclose(f);
+        std::remove(probe.c_str());
+    }
+
+    void load_initial_weights(const std::string& path)
+    {
+        io::load_options lo;
+        lo.skip_head = true;            // a different num_classes re-initialises the head
+        lo.allow_missing_head = true;   // FCMAE encoder files have no norm/head
+        lo.prefer_ema = true;
+        // Fine-tuning rule (SPEC §1.7): the loaded model's head is re-initialised with std 2e-5.
+        auto rep = io::load_weights(model_->params(), path, lo);
+        bool head_loaded = false;
+        for (auto& n : rep.loaded) head_loaded = head_loaded || n.rfind("head.", 0) == 0;
+        if (!head_loaded) {
+            for (auto& p : model_->params()) {
+                if (p.name == "head.weight") {
+                    counter_rng rng(static_cast<std::uint64_t>(r_.seed), 0x6865616477ULL);
+                    for (auto& v : *p.value) v = static_cast<float>(rng.trunc_normal(2e-5, 2.0));
+                }
+                if (p.name == "head.bias") p.value->zero();
+            }
+        }
+        if (o_.verbose)
+            std::fprintf(stderr, "loaded %zu tensors from %s%s\n", rep.loaded.size(), path.c_str(),
+                         head_loaded ? "" : " (head re-initialised, std 2e-5)");
+    }
+
+    checkpoint_state resume_from(const std::string& what)
+    {
+        std::string path = what;
+        if (what == "auto") {
+            auto all = list_checkpoints(o_.output_dir, cfg_.name);
+            if (all.empty()) {
+                if (o_.verbose) std::fprintf(stderr, "resume auto: no checkpoint in %s, starting fresh\n", o_.output_dir.c_str());
+                checkpoint_state st;
+                st.recipe = to_json(r_);
+                return st;
+            }
+            path = all.back().second;
+        }
+        checkpoint_state st = load_checkpoint(path, model_->params(), *opt_, ema_.get());
+        if (o_.verbose)
+            std::fprintf(stderr, "resumed from %s: %ld epochs done, step %ld\n", path.c_str(), (long)st.epochs_done,
+                         (long)st.global_step);
+        st.recipe = to_json(r_);
+        return st;
+    }
+
+    void rewrite_metrics(const nlohmann::json& history)
+    {
+        std::string text;
+        for (auto& row : history) text += row.dump() + "\n";
+        write_text_atomic(metrics_path(), text);
+        write_plot(history);
+    }
+
+    void write_plot(const nlohmann::json& history)
+    {
+        plot_series train{"train loss", "#1f77b4", {}}, val{"val loss", "#ff7f0e", {}};
+        plot_series top1{"val top-1", "#2ca02c", {}}, ema1{"EMA val top-1", "#d62728", {}};
+        for (auto& row : history) {
+            auto num = [&](const char* k) { return row.contains(k) ? row[k].get<double>() : NAN; };
+            train.values.push_back(num("train_loss"));
+            val.values.push_back(num("val_loss"));
+            top1.values.push_back(num("val_top1"));
+            ema1.values.push_back(num("ema_val_top1"));
+        }
+        std::vector<plot_series> acc{top1};
+        if (ema_) acc.push_back(ema1);
+        write_text_atomic((std::filesystem::path(o_.output_dir) / "metrics.svg").string(),
+                          plot_svg(cfg_.name + " on " + r_.dataset, {train, val}, acc));
+    }
+
+    train_options o_;
+    recipe r_;
+    model_config cfg_;
+    std::shared_ptr<const dataset> train_set_, val_set_;
+    std::unique_ptr<convnextv2_model<float>> model_;
+    std::unique_ptr<adamw<float>> opt_;
+    std::unique_ptr<model_ema<float>> ema_;
+};
+
+inline void print_summary(const train_summary& s, std::FILE* out = stdout)
+{
+    std::fprintf(out, "\n| model | params (M) | batch size | resolution | ms/step | img/s | acc@top1 | acc@top5 |\n");
+    std::fprintf(out, "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::fprintf(out, "| %s | %.2f | %d | %d | %.1f | %.1f | %.2f%% | %.2f%% |\n", s.model.c_str(), s.params_m, s.batch_size,
+                 s.resolution, s.ms_per_step, s.images_per_s, s.final_eval.top1, s.final_eval.top5);
+    std::fprintf(out, "%ld epochs, wall time %s%s\n", (long)s.epochs_done, format_duration(s.wall_seconds).c_str(),
+                 s.final_is_ema ? " (accuracy of the EMA weights)" : "");
+}
+
+} // namespace convnextv2::train
