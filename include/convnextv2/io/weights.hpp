@@ -293,23 +293,33 @@ inline st_file model_view_of_checkpoint(st_file file, bool prefer_ema)
     return out;
 }
 
+namespace detail {
+// Programming errors in the param list: reported before any file is read.
+template <class T>
+std::map<std::string, std::size_t> index_params(const param_list<T>& params)
+{
+    std::map<std::string, std::size_t> param_of;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        check_param(params[i]);
+        const std::string c = canonical_name(params[i].name);
+        CONVNEXTV2_CHECK(param_of.emplace(c, i).second, "load_weights: parameters '", params[param_of[c]].name, "' and '",
+                         params[i].name, "' have the same name");
+    }
+    return param_of;
+}
+} // namespace detail
+
 template <class T>
 load_report load_weights(param_list<T>& params, const std::string& path, const load_options& opt = {})
 {
+    detail::index_params(params);
     return load_weights_from(params, model_view_of_checkpoint(read_safetensors(path), opt.prefer_ema), path, opt);
 }
 
 template <class T>
 load_report load_weights_from(param_list<T>& params, const st_file& file, const std::string& path, const load_options& opt)
 {
-    // Programming errors in the param list are reported before the file is even read.
-    std::map<std::string, std::size_t> param_of;
-    for (std::size_t i = 0; i < params.size(); ++i) {
-        detail::check_param(params[i]);
-        const std::string c = canonical_name(params[i].name);
-        CONVNEXTV2_CHECK(param_of.emplace(c, i).second, "load_weights: parameters '", params[param_of[c]].name, "' and '",
-                         params[i].name, "' have the same name");
-    }
+    std::map<std::string, std::size_t> param_of = detail::index_params(params);
 
     struct source {
         std::string key;
