@@ -7,6 +7,7 @@
 // resumed run repeats the uninterrupted one exactly at a fixed thread count.
 #pragma once
 #include "checkpoint.hpp"
+#include "communicator.hpp"
 #include "report.hpp"
 
 #include <convnextv2/data/dataset.hpp>
@@ -33,6 +34,8 @@ struct train_options {
     bool verbose = true;
     // Datasets supplied by the caller (embedding, tests); otherwise built from the recipe.
     std::shared_ptr<const dataset> train_set, val_set;
+    // Data parallel: nullptr = single process. See "Distributed rules" above class trainer.
+    std::shared_ptr<communicator> comm;
 };
 
 inline model_config model_config_of(const recipe& r)
@@ -76,9 +79,12 @@ struct eval_result {
     double images_per_s() const { return seconds > 0 ? count / seconds : 0; }
 };
 
-// Evaluates `m` (eval mode) over the whole dataset; loss is plain cross entropy.
-inline eval_result evaluate(convnextv2_model<float>& m, const dataset& ds, index_t batch_size)
+// Evaluates `m` (eval mode) over the whole dataset; loss is plain cross entropy. With `comm`,
+// rank r evaluates batches r, r+world, ... and the results are reduced; per-batch losses are
+// summed in batch order after the reduction, so every number equals the single-process one.
+inline eval_result evaluate(convnextv2_model<float>& m, const dataset& ds, index_t batch_size, communicator* comm = nullptr)
 {
+    const int rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
     const bool was_training = m.training();
     m.set_training(false);
     batch_loader_options lo;
@@ -90,21 +96,30 @@ inline eval_result evaluate(convnextv2_model<float>& m, const dataset& ds, index
     tensor<float> x, logits, targets;
     std::vector<int> labels;
     eval_result r;
-    double loss_sum = 0;
-    index_t hit1 = 0, hit5 = 0;
+    std::vector<double> batch_loss(static_cast<std::size_t>(loader.num_batches()), 0.0);
+    std::int64_t counts[3] = {0, 0, 0};  // samples, top-1 hits, top-5 hits
     auto t0 = std::chrono::steady_clock::now();
     const index_t K = m.config().num_classes;
-    for (index_t b = 0; b < loader.num_batches(); ++b) {
+    for (index_t b = rank; b < loader.num_batches(); b += world) {
         loader.load(b, x, labels);
         m.forward(x, logits);
         const index_t n = x.dim(0);
         targets.resize({n, K});
         kernels::smooth_targets(labels.data(), n, K, 0.0, targets.data());
-        loss_sum += kernels::softmax_cross_entropy<float>(logits.data(), n, K, targets.data(), nullptr) * static_cast<double>(n);
-        hit1 += kernels::top_k_correct(logits.data(), n, K, labels.data(), 1);
-        hit5 += kernels::top_k_correct(logits.data(), n, K, labels.data(), std::min<index_t>(5, K));
-        r.count += n;
+        batch_loss[static_cast<std::size_t>(b)] =
+            kernels::softmax_cross_entropy<float>(logits.data(), n, K, targets.data(), nullptr) * static_cast<double>(n);
+        counts[1] += kernels::top_k_correct(logits.data(), n, K, labels.data(), 1);
+        counts[2] += kernels::top_k_correct(logits.data(), n, K, labels.data(), std::min<index_t>(5, K));
+        counts[0] += n;
     }
+    if (world > 1) {
+        comm->allreduce_sum(batch_loss.data(), static_cast<index_t>(batch_loss.size()));
+        comm->allreduce_sum(counts, 3);
+    }
+    double loss_sum = 0;
+    for (double l : batch_loss) loss_sum += l;
+    const index_t hit1 = counts[1], hit5 = counts[2];
+    r.count = counts[0];
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.loss = loss_sum / static_cast<double>(std::max<index_t>(r.count, 1));
     r.top1 = 100.0 * static_cast<double>(hit1) / static_cast<double>(std::max<index_t>(r.count, 1));
@@ -124,18 +139,35 @@ struct train_summary {
     std::int64_t epochs_done = 0;
 };
 
+// Distributed rules (train_options::comm with world W > 1, update_freq u, batch_size b):
+// - the epoch's order is cut into global batches of b; step s uses global batches s*u*W ..
+//   (s+1)*u*W - 1, and rank r's micro-batch j of the step is global batch s*u*W + j*W + r, i.e.
+//   exactly the batches a single process with update_freq u*W uses (leftover batches are dropped);
+// - each micro-batch's gradient (loss scaled by 1/(u*W)) is added to a fused buffer that starts
+//   at 0; one allreduce per step sums the buffers, so 2 ranks with u = 1 give bit-identical
+//   weights to 1 process with u = 2; drop path uses the global micro-batch index;
+// - rank 0's initial weights are broadcast; on resume every rank loads the checkpoint file that
+//   rank 0 picked (it must be readable by all ranks: shared or copied output_dir);
+// - only rank 0 writes checkpoints, metrics and the plot, and prints;
+// - recipe, model and dataset sizes are hashed and compared at start-up.
 class trainer {
 public:
     explicit trainer(train_options o) : o_(std::move(o)), r_(o_.r)
     {
+        comm_ = o_.comm ? o_.comm : local_communicator();
+        rank_ = comm_->rank();
+        world_ = comm_->size();
+        o_.verbose = o_.verbose && rank_ == 0;
         if (o_.output_dir.empty()) o_.output_dir = r_.ckpt_save_dir;
         CONVNEXTV2_CHECK(r_.mixup == 0 && r_.cutmix == 0, o_.config_path,
                          ": mixup/cutmix are not supported by this trainer yet; set them to 0");
-        std::error_code ec;
-        std::filesystem::create_directories(o_.output_dir, ec);
-        CONVNEXTV2_CHECK(!ec && std::filesystem::is_directory(o_.output_dir), o_.output_dir,
-                         ": cannot create the output directory (", ec.message(), ")");
-        probe_writable(o_.output_dir);
+        if (rank_ == 0) {
+            std::error_code ec;
+            std::filesystem::create_directories(o_.output_dir, ec);
+            CONVNEXTV2_CHECK(!ec && std::filesystem::is_directory(o_.output_dir), o_.output_dir,
+                             ": cannot create the output directory (", ec.message(), ")");
+            probe_writable(o_.output_dir);
+        }
 
         train_set_ = o_.train_set ? o_.train_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, true));
         if (r_.val_while_train)
@@ -145,7 +177,10 @@ public:
 
         cfg_ = model_config_of(r_);
         model_ = std::make_unique<convnextv2_model<float>>(cfg_, static_cast<std::uint64_t>(r_.seed));
-        if (!r_.ckpt_path.empty()) load_initial_weights(r_.ckpt_path);
+        if (world_ > 1) check_same_config();
+        if (!r_.ckpt_path.empty() && rank_ == 0) load_initial_weights(r_.ckpt_path);
+        if (world_ > 1) broadcast_weights();
+        acc_.assign(static_cast<std::size_t>(model_->num_params()) + 1, 0.f);  // + 1: non-finite loss count
         auto groups = make_param_groups(model_->params(), r_.filter_bias_and_bn, r_.layer_decay, cfg_.depths, r_.layer_decay_type);
         adamw_options ao;
         ao.lr = r_.lr;
@@ -158,6 +193,7 @@ public:
     }
 
     convnextv2_model<float>& model() { return *model_; }
+    model_ema<float>* ema() { return ema_.get(); }
     const std::string& output_dir() const { return o_.output_dir; }
 
     train_summary run()
@@ -166,7 +202,7 @@ public:
         checkpoint_state st;
         st.recipe = to_json(r_);
         if (!o_.resume.empty()) st = resume_from(o_.resume);
-        rewrite_metrics(st.history);
+        if (rank_ == 0) rewrite_metrics(st.history);
 
         batch_loader_options lo;
         lo.batch_size = r_.batch_size;
@@ -176,14 +212,17 @@ public:
         lo.train = true;
         batch_loader loader(*train_set_, lo, st.epochs_done);
         const index_t micro_per_epoch = loader.num_batches();
-        const index_t steps_per_epoch = micro_per_epoch / r_.update_freq;
+        const index_t micro_per_step = static_cast<index_t>(r_.update_freq) * world_;
+        const index_t steps_per_epoch = micro_per_epoch / micro_per_step;
         CONVNEXTV2_CHECK(steps_per_epoch >= 1, o_.config_path, ": batch_size ", r_.batch_size, " x update_freq ", r_.update_freq,
-                         " is larger than the training set (", train_set_->size(), " samples)");
+                         " x ranks ", world_, " is larger than the training set (", train_set_->size(), " samples)");
+        const bool fused = micro_per_step > 1;
         const index_t K = cfg_.num_classes;
         progress_printer progress(r_.log_interval > 0 ? r_.log_interval : static_cast<int>(steps_per_epoch), o_.verbose);
         if (o_.verbose)
-            std::fprintf(stderr, "%s: %.2fM parameters, %ld training images, %ld steps/epoch, output %s\n", cfg_.name.c_str(),
-                         model_->num_params() / 1e6, (long)train_set_->size(), (long)steps_per_epoch, o_.output_dir.c_str());
+            std::fprintf(stderr, "%s: %.2fM parameters, %ld training images, %ld steps/epoch, output %s%s\n", cfg_.name.c_str(),
+                         model_->num_params() / 1e6, (long)train_set_->size(), (long)steps_per_epoch, o_.output_dir.c_str(),
+                         world_ > 1 ? (", " + std::to_string(world_) + " ranks (" + comm_->name() + ")").c_str() : "");
 
         train_summary sum;
         tensor<float> x, logits, targets, dlogits;
@@ -202,18 +241,25 @@ public:
             for (index_t s = 0; s < steps_per_epoch; ++s) {
                 auto s0 = std::chrono::steady_clock::now();
                 model_->zero_grad();
+                if (fused) std::fill(acc_.begin(), acc_.end(), 0.f);
                 double step_loss = 0;
                 for (int u = 0; u < r_.update_freq; ++u) {
-                    const index_t b = s * r_.update_freq + u;
+                    const index_t micro = static_cast<index_t>(u) * world_ + rank_;  // index within the global step
+                    const index_t b = s * micro_per_step + micro;  // global batch index in the epoch
                     loader.load(b, x, labels);
                     const index_t n = x.dim(0);
-                    model_->set_step(static_cast<std::uint64_t>(st.global_step) * static_cast<std::uint64_t>(r_.update_freq) +
-                                     static_cast<std::uint64_t>(u));
+                    if (fused) model_->zero_grad();
+                    model_->set_step(static_cast<std::uint64_t>(st.global_step) * static_cast<std::uint64_t>(micro_per_step) +
+                                     static_cast<std::uint64_t>(micro));
                     model_->forward(x, logits);
                     targets.resize({n, K});
                     dlogits.resize({n, K});
                     kernels::smooth_targets(labels.data(), n, K, r_.label_smoothing, targets.data());
                     double loss = kernels::softmax_cross_entropy(logits.data(), n, K, targets.data(), dlogits.data());
+                    if (!std::isfinite(loss) && world_ > 1) {
+                        acc_.back() += 1;  // all ranks stop together after the allreduce
+                        continue;
+                    }
                     if (!std::isfinite(loss)) {
                         progress.finish_line();
                         auto last = list_checkpoints(o_.output_dir, cfg_.name);
@@ -221,11 +267,25 @@ public:
                                             st.global_step + 1, "); training stopped. The last good checkpoint is ",
                                             last.empty() ? std::string("(none written yet)") : last.back().second);
                     }
-                    if (r_.update_freq > 1)
-                        for (auto& g : dlogits) g /= static_cast<float>(r_.update_freq);
+                    if (micro_per_step > 1)
+                        for (auto& g : dlogits) g /= static_cast<float>(micro_per_step);
                     model_->backward(dlogits);
+                    if (fused) accumulate_grads();
                     step_loss += loss / r_.update_freq;
                     epoch_images += n;
+                }
+                if (fused) {
+                    if (world_ > 1) comm_->allreduce_sum(acc_.data(), static_cast<index_t>(acc_.size()));
+                    if (acc_.back() > 0) {
+                        progress.finish_line();
+                        auto last = list_checkpoints(o_.output_dir, cfg_.name);
+                        throw collective_error("loss is not finite on " + std::to_string(static_cast<long>(acc_.back())) +
+                                               " micro-batch(es) at epoch " + std::to_string(epoch + 1) + ", step " +
+                                               std::to_string(s + 1) + " (global step " + std::to_string(st.global_step + 1) +
+                                               "); training stopped. The last good checkpoint is " +
+                                               (last.empty() ? std::string("(none written yet)") : last.back().second));
+                    }
+                    grads_from_acc();
                 }
                 const double e = static_cast<double>(epoch) + static_cast<double>(s) / static_cast<double>(steps_per_epoch);
                 lr = recipe_lr(r_, e);
@@ -237,7 +297,7 @@ public:
                 double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
                 step_seconds_total += dt;
                 ++steps_timed;
-                images_total += static_cast<index_t>(r_.batch_size) * r_.update_freq;
+                images_total += static_cast<index_t>(r_.batch_size) * micro_per_step;
                 const double ips = images_total / std::max(step_seconds_total, 1e-9);
                 const double remaining_steps = static_cast<double>((r_.epoch_size - epoch - 1) * steps_per_epoch + (steps_per_epoch - s - 1));
                 progress.update(static_cast<int>(epoch + 1), r_.epoch_size, static_cast<long>(s + 1), static_cast<long>(steps_per_epoch),
@@ -245,6 +305,12 @@ public:
                                 remaining_steps * step_seconds_total / static_cast<double>(steps_timed));
             }
             progress.finish_line();
+            if (world_ > 1) {
+                double red[2] = {loss_sum, static_cast<double>(epoch_images)};
+                comm_->allreduce_sum(red, 2);
+                loss_sum = red[0] / world_;
+                epoch_images = static_cast<index_t>(red[1]);
+            }
             const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
             nlohmann::json row{{"epoch", epoch + 1},
                                {"global_step", st.global_step},
@@ -253,13 +319,13 @@ public:
                                {"epoch_seconds", epoch_seconds},
                                {"train_images_per_s", epoch_images / std::max(epoch_seconds, 1e-9)}};
             if (val_set_ && (r_.val_interval <= 1 || (epoch + 1) % r_.val_interval == 0 || epoch + 1 == r_.epoch_size)) {
-                eval_result ev = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_));
+                eval_result ev = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get());
                 row["val_loss"] = ev.loss;
                 row["val_top1"] = ev.top1;
                 row["val_top5"] = ev.top5;
                 if (ema_) {
                     ema_->swap_into(model_->params());
-                    eval_result ee = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_));
+                    eval_result ee = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get());
                     ema_->swap_into(model_->params());
                     row["ema_val_top1"] = ee.top1;
                     row["ema_val_top5"] = ee.top5;
@@ -274,22 +340,24 @@ public:
             st.history.push_back(row);
             st.epochs_done = epoch + 1;
             // Checkpoint first (atomic), then the human-facing files derived from its history.
-            save_checkpoint(checkpoint_path(o_.output_dir, cfg_.name, st.epochs_done), model_->params(), *opt_, ema_.get(), st);
-            prune_checkpoints(o_.output_dir, cfg_.name, r_.keep_checkpoint_max);
-            append_jsonl(metrics_path(), row);
-            write_plot(st.history);
+            if (rank_ == 0) {
+                save_checkpoint(checkpoint_path(o_.output_dir, cfg_.name, st.epochs_done), model_->params(), *opt_, ema_.get(), st);
+                prune_checkpoints(o_.output_dir, cfg_.name, r_.keep_checkpoint_max);
+                append_jsonl(metrics_path(), row);
+                write_plot(st.history);
+            }
         }
 
         sum.model = cfg_.name;
         sum.params_m = model_->num_params() / 1e6;
-        sum.batch_size = r_.batch_size * r_.update_freq;
+        sum.batch_size = static_cast<int>(r_.batch_size * micro_per_step);
         sum.resolution = r_.image_resize;
         sum.ms_per_step = steps_timed ? 1000.0 * step_seconds_total / static_cast<double>(steps_timed) : 0;
         sum.images_per_s = step_seconds_total > 0 ? images_total / step_seconds_total : 0;
         sum.epochs_done = st.epochs_done;
         if (val_set_) {
             if (ema_) ema_->swap_into(model_->params());
-            sum.final_eval = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_));
+            sum.final_eval = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get());
             sum.final_is_ema = ema_ != nullptr;
             if (ema_) ema_->swap_into(model_->params());
         }
@@ -337,7 +405,12 @@ private:
     {
         std::string path = what;
         if (what == "auto") {
-            auto all = list_checkpoints(o_.output_dir, cfg_.name);
+            std::vector<std::pair<std::int64_t, std::string>> all;
+            std::string latest;
+            if (rank_ == 0) all = list_checkpoints(o_.output_dir, cfg_.name);
+            if (!all.empty()) latest = all.back().second;
+            comm_->broadcast(latest, 0);  // every rank loads the file rank 0 picked
+            if (rank_ != 0 && !latest.empty()) all.emplace_back(0, latest);
             if (all.empty()) {
                 if (o_.verbose) std::fprintf(stderr, "resume auto: no checkpoint in %s, starting fresh\n", o_.output_dir.c_str());
                 checkpoint_state st;
@@ -379,7 +452,75 @@ private:
                           plot_svg(cfg_.name + " on " + r_.dataset, {train, val}, acc));
     }
 
+    // acc_ += this micro-batch's parameter gradients (fused buffer, params in order).
+    void accumulate_grads()
+    {
+        float* a = acc_.data();
+        for (auto& p : model_->params()) {
+            const float* g = p.grad->data();
+            const index_t n = p.grad->size();
+            for (index_t i = 0; i < n; ++i) a[i] += g[i];
+            a += n;
+        }
+    }
+    void grads_from_acc()
+    {
+        const float* a = acc_.data();
+        for (auto& p : model_->params()) {
+            std::copy(a, a + p.grad->size(), p.grad->begin());
+            a += p.grad->size();
+        }
+    }
+
+    void broadcast_weights()
+    {
+        std::vector<float> buf;
+        for (auto& p : model_->params()) buf.insert(buf.end(), p.value->begin(), p.value->end());
+        comm_->broadcast(buf.data(), static_cast<index_t>(buf.size()), 0);
+        const float* a = buf.data();
+        for (auto& p : model_->params()) {
+            std::copy(a, a + p.value->size(), p.value->begin());
+            a += p.value->size();
+        }
+    }
+
+    // Start-up check: ranks must agree on the recipe (minus rank-local keys), the model and the
+    // dataset sizes; otherwise every rank throws the same collective_error (no hang).
+    void check_same_config()
+    {
+        nlohmann::json rj = to_json(r_);
+        for (const char* k : {"num_threads", "ckpt_save_dir", "data_dir", "log_interval"}) rj.erase(k);
+        nlohmann::json mj = nlohmann::json::array();
+        for (auto& p : model_->params()) mj.push_back({p.name, to_string(p.value->shape())});
+        nlohmann::json dj = {train_set_->size(), train_set_->num_classes(), to_string(train_set_->sample_shape()),
+                             val_set_ ? val_set_->size() : index_t{-1}};
+        const char* what[3] = {"recipe", "model", "dataset"};
+        std::string parts[3] = {rj.dump(), mj.dump(), dj.dump()};
+        std::int64_t mine[3], root[3];
+        for (int i = 0; i < 3; ++i) {
+            std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+            for (unsigned char c : parts[i]) h = (h ^ c) * 1099511628211ULL;
+            mine[i] = root[i] = static_cast<std::int64_t>(h >> 1);
+        }
+        comm_->broadcast(reinterpret_cast<char*>(root), sizeof root, 0);
+        std::int64_t differ[3];
+        for (int i = 0; i < 3; ++i) differ[i] = mine[i] != root[i];
+        comm_->allreduce_sum(differ, 3);
+        std::string msg;
+        for (int i = 0; i < 3; ++i)
+            if (differ[i] > 0)
+                msg += std::string(msg.empty() ? "" : "; ") + what[i] + " hash differs between ranks (" +
+                       std::to_string(static_cast<long>(differ[i])) + " of " + std::to_string(world_) + " ranks differ from rank 0)";
+        if (!msg.empty())
+            throw collective_error("configuration mismatch: " + msg +
+                                   "; every rank must run the same recipe, model and dataset (only num_threads, data_dir, "
+                                   "ckpt_save_dir and log_interval may differ)");
+    }
+
     train_options o_;
+    std::shared_ptr<communicator> comm_;
+    int rank_ = 0, world_ = 1;
+    std::vector<float> acc_;
     recipe r_;
     model_config cfg_;
     std::shared_ptr<const dataset> train_set_, val_set_;

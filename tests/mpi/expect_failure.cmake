@@ -1,0 +1,10 @@
+# Runs CMD (a ;-list) and passes only if it exits non-zero and its output matches EXPECT.
+execute_process(COMMAND ${CMD} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 50)
+message("${out}${err}")
+if(rc EQUAL 0)
+  message(FATAL_ERROR "expected a non-zero exit, got ${rc}")
+endif()
+if(NOT "${out}${err}" MATCHES "${EXPECT}")
+  message(FATAL_ERROR "exit ${rc}, but the output does not match '${EXPECT}'")
+endif()
+message("ok: exit ${rc} with the expected message")
