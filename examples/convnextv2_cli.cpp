@@ -2,11 +2,16 @@
 //   convnextv2 info  --model NAME [--num_classes K] [--image_size S]
 //   convnextv2 infer --model NAME [--num_classes K] --weights W.safetensors --input X.npy --output Y.npy
 //                    [--layout nchw|nhwc] [--features] [--num_threads T]
+//   convnextv2 infer --model NAME [--num_classes K] --weights W --image a.jpg [b.png ...]
+//                    [--labels classes.json] [--image_size 224] [--crop_pct 0.875]   (top-5 per image)
 #include <convnextv2/convnextv2.hpp>
 #include <convnextv2/core/xtensor_interop.hpp>
+#include <convnextv2/data/image_folder.hpp>
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
@@ -57,12 +62,57 @@ static int run_infer(const std::string& model, index_t num_classes, const std::s
     return 0;
 }
 
+// The official eval transform on each image, then the top-5 softmax probabilities.
+static int run_infer_images(const std::string& model, index_t num_classes, const std::string& weights,
+                            const std::vector<std::string>& images, const std::string& labels_path, int image_size, double crop_pct)
+{
+    std::vector<std::string> names;
+    if (!labels_path.empty()) {
+        names = read_classes_json(labels_path);
+        if (num_classes == 1000 && static_cast<index_t>(names.size()) != 1000) num_classes = static_cast<index_t>(names.size());
+        CONVNEXTV2_CHECK(static_cast<index_t>(names.size()) == num_classes, labels_path, " has ", names.size(),
+                         " class names but the model has ", num_classes, " classes");
+    }
+    convnextv2_model<float> m(variant_config(model, num_classes));
+    io::load_weights(m.params(), weights);
+    m.set_training(false);
+    const index_t S = image_size, N = static_cast<index_t>(images.size());
+    tensor<float> x({N, S, S, 3}), logits;
+    for (index_t i = 0; i < N; ++i) {
+        image_u8 img = eval_transform(decode_image_file(images[static_cast<std::size_t>(i)]), image_size, crop_pct);
+        normalize(img, imagenet_mean, imagenet_std, x.data() + i * S * S * 3);
+    }
+    m.forward(x, logits);
+    for (index_t i = 0; i < N; ++i) {
+        const float* l = logits.data() + i * num_classes;
+        const float mx = *std::max_element(l, l + num_classes);
+        std::vector<double> p(static_cast<std::size_t>(num_classes));
+        double z = 0;
+        for (index_t k = 0; k < num_classes; ++k) z += p[static_cast<std::size_t>(k)] = std::exp(static_cast<double>(l[k] - mx));
+        std::vector<index_t> order(static_cast<std::size_t>(num_classes));
+        for (index_t k = 0; k < num_classes; ++k) order[static_cast<std::size_t>(k)] = k;
+        const index_t top = std::min<index_t>(5, num_classes);
+        std::partial_sort(order.begin(), order.begin() + top, order.end(),
+                          [&](index_t a, index_t b) { return p[static_cast<std::size_t>(a)] > p[static_cast<std::size_t>(b)]; });
+        std::printf("%s\n", images[static_cast<std::size_t>(i)].c_str());
+        for (index_t r = 0; r < top; ++r) {
+            const index_t k = order[static_cast<std::size_t>(r)];
+            std::printf("  %ld. %6.2f%%  %s\n", (long)(r + 1), 100.0 * p[static_cast<std::size_t>(k)] / z,
+                        names.empty() ? ("class " + std::to_string(k)).c_str() : names[static_cast<std::size_t>(k)].c_str());
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char** argv)
 {
     CLI::App app{"convnextv2: ConvNeXt V2 model information and inference"};
     app.require_subcommand(1);
     std::string model, weights, input, output, layout = "nchw";
     index_t num_classes = 1000, image_size = 224;
+    std::vector<std::string> images;
+    std::string labels;
+    double crop_pct = 0.875;
     int threads = 0;
     bool features = false;
 
@@ -75,8 +125,14 @@ int main(int argc, char** argv)
     infer->add_option("--model", model, "model name, e.g. convnextv2_atto")->required();
     infer->add_option("--num_classes", num_classes, "classifier outputs");
     infer->add_option("--weights", weights, "safetensors weights (official, timm or HF names)")->required();
-    infer->add_option("--input", input, "float32 .npy, (N,3,H,W) or with --layout nhwc (N,H,W,3)")->required();
-    infer->add_option("--output", output, "where to write float32 .npy logits (N,K)")->required();
+    auto* in_opt = infer->add_option("--input", input, "float32 .npy, (N,3,H,W) or with --layout nhwc (N,H,W,3)");
+    auto* out_opt = infer->add_option("--output", output, "where to write float32 .npy logits (N,K)");
+    auto* img_opt = infer->add_option("--image", images, "JPEG/PNG images: print the top-5 classes (eval transform)");
+    in_opt->needs(out_opt);
+    img_opt->excludes(in_opt);
+    infer->add_option("--labels", labels, "classes.json written by train (class names)");
+    infer->add_option("--image_size", image_size, "input side for --image");
+    infer->add_option("--crop_pct", crop_pct, "centre-crop fraction for --image (sizes < 384)");
     infer->add_option("--layout", layout, "nchw (PyTorch) or nhwc")->check(CLI::IsMember({"nchw", "nhwc"}));
     infer->add_flag("--features", features, "write pooled+normed features (N, dims[3]) instead of logits");
     app.add_option("--num_threads", threads, "worker threads (0 = all cores)");
@@ -85,6 +141,8 @@ int main(int argc, char** argv)
     thread_limit limit(threads);
     try {
         if (*info) return run_info(model, num_classes, image_size);
+        if (!images.empty()) return run_infer_images(model, num_classes, weights, images, labels, static_cast<int>(image_size), crop_pct);
+        CONVNEXTV2_CHECK(!input.empty(), "infer: give --image files or --input X.npy --output Y.npy");
         return run_infer(model, num_classes, weights, input, output, layout, features);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "convnextv2: error: %s\n", e.what());

@@ -30,11 +30,28 @@ struct tj_handle {
     }
 };
 
-tjhandle decompressor()
+tj_handle& decompressor_slot()
 {
     thread_local tj_handle t(false);
+    return t;
+}
+
+tjhandle decompressor()
+{
+    tj_handle& t = decompressor_slot();
+    if (!t.h) t.h = tjInitDecompress();
     CONVNEXTV2_CHECK(t.h != nullptr, "TurboJPEG: tjInitDecompress failed");
     return t.h;
+}
+
+// A handle that saw an error can keep stale state (libjpeg-turbo 2.1): replace it.
+[[noreturn]] void jpeg_fail(const std::string& name, const char* what)
+{
+    tj_handle& t = decompressor_slot();
+    std::string msg = t.h ? tjGetErrorStr2(t.h) : "no handle";
+    if (t.h) tjDestroy(t.h);
+    t.h = nullptr;
+    detail::throw_error("", name, what, msg, ")");
 }
 
 bool is_jpeg(const std::vector<std::uint8_t>& b) { return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
@@ -57,7 +74,7 @@ image_u8 decode_jpeg(const std::vector<std::uint8_t>& bytes, const std::string& 
     tjhandle h = decompressor();
     int w = 0, hgt = 0, subsamp = 0, colorspace = 0;
     if (tjDecompressHeader3(h, bytes.data(), static_cast<unsigned long>(bytes.size()), &w, &hgt, &subsamp, &colorspace) != 0)
-        detail::throw_error("", name, ": not a readable JPEG (", tjGetErrorStr2(h), ")");
+        jpeg_fail(name, ": not a readable JPEG (");
     // The smallest scaling factor that still keeps the image at least 1/max_downscale of its size.
     tjscalingfactor sf{1, 1};
     if (max_downscale > 1) {
@@ -77,7 +94,9 @@ image_u8 decode_jpeg(const std::vector<std::uint8_t>& bytes, const std::string& 
         // Warnings (e.g. extraneous bytes) are tolerated; a truncated stream is not.
         const std::string msg = tjGetErrorStr2(h);
         if (tjGetErrorCode(h) != TJERR_WARNING || msg.find("Premature end") != std::string::npos)
-            detail::throw_error("", name, ": corrupt JPEG (", msg, ")");
+            jpeg_fail(name, ": corrupt JPEG (");
+        tjDestroy(h);
+        decompressor_slot().h = nullptr;
     }
     image_u8 img(sh, sw);
     if (!cmyk) {
@@ -135,7 +154,7 @@ std::array<int, 2> read_image_size(const std::vector<std::uint8_t>& bytes, const
         tjhandle h = decompressor();
         int w = 0, hgt = 0, ss = 0, cs = 0;
         if (tjDecompressHeader3(h, bytes.data(), static_cast<unsigned long>(bytes.size()), &w, &hgt, &ss, &cs) != 0)
-            detail::throw_error("", name, ": not a readable JPEG (", tjGetErrorStr2(h), ")");
+            jpeg_fail(name, ": not a readable JPEG (");
         return {hgt, w};
     }
     if (is_png(bytes)) {

@@ -12,6 +12,7 @@
 
 #include <convnextv2/data/dataset.hpp>
 #include <convnextv2/data/fashion_mnist.hpp>
+#include <convnextv2/data/image_folder.hpp>
 #include <convnextv2/io/recipe.hpp>
 #include <convnextv2/kernels/cross_entropy.hpp>
 #include <convnextv2/models/convnextv2.hpp>
@@ -69,7 +70,24 @@ inline std::unique_ptr<dataset> make_dataset(const recipe& r, const std::string&
         o.hflip = r.hflip;
         return std::make_unique<fashion_mnist_dataset>(o);
     }
-    detail::throw_error("", "dataset '", r.dataset, "' is not available in this build (supported: fashion_mnist)");
+    if (r.dataset == "imagefolder") {
+        image_folder_options o;
+        o.root = data_dir;
+        o.split = train_split ? "train" : "val";
+        o.image_size = r.image_resize;
+        o.scale = r.scale;
+        o.ratio = r.ratio;
+        o.interpolation = r.interpolation;
+        o.hflip = r.hflip;
+        o.re_prob = r.re_prob;
+        o.re_value = r.re_value;
+        o.crop_pct = r.crop_pct;
+        o.auto_augment = r.auto_augment;
+        CONVNEXTV2_CHECK(r.in_chans == 3, "imagefolder: in_chans must be 3 (RGB), got ", r.in_chans);
+        CONVNEXTV2_CHECK(!data_dir.empty(), "imagefolder: data_dir is not set");
+        return std::make_unique<image_folder_dataset>(o);
+    }
+    detail::throw_error("", "dataset '", r.dataset, "' is not available in this build (supported: fashion_mnist, imagefolder)");
 }
 
 struct eval_result {
@@ -159,8 +177,6 @@ public:
         world_ = comm_->size();
         o_.verbose = o_.verbose && rank_ == 0;
         if (o_.output_dir.empty()) o_.output_dir = r_.ckpt_save_dir;
-        CONVNEXTV2_CHECK(r_.mixup == 0 && r_.cutmix == 0, o_.config_path,
-                         ": mixup/cutmix are not supported by this trainer yet; set them to 0");
         if (rank_ == 0) {
             std::error_code ec;
             std::filesystem::create_directories(o_.output_dir, ec);
@@ -172,6 +188,7 @@ public:
         train_set_ = o_.train_set ? o_.train_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, true));
         if (r_.val_while_train)
             val_set_ = o_.val_set ? o_.val_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, false));
+        if (auto* f = dynamic_cast<const image_folder_dataset*>(train_set_.get())) write_classes_json(o_.output_dir, f->classes());
         CONVNEXTV2_CHECK(train_set_->num_classes() == r_.num_classes, o_.config_path, ": num_classes is ", r_.num_classes,
                          " but the dataset has ", train_set_->num_classes(), " classes");
 
@@ -254,7 +271,12 @@ public:
                     model_->forward(x, logits);
                     targets.resize({n, K});
                     dlogits.resize({n, K});
-                    kernels::smooth_targets(labels.data(), n, K, r_.label_smoothing, targets.data());
+                    if (r_.mixup > 0 || r_.cutmix > 0) {
+                        mix_options mo{r_.mixup, r_.cutmix, r_.mixup_prob, r_.mixup_switch_prob, r_.label_smoothing};
+                        mix_batch(x, labels, K, mo, hash_combine(loader.current_epoch_seed(), static_cast<std::uint64_t>(b)), targets);
+                    } else {
+                        kernels::smooth_targets(labels.data(), n, K, r_.label_smoothing, targets.data());
+                    }
                     double loss = kernels::softmax_cross_entropy(logits.data(), n, K, targets.data(), dlogits.data());
                     if (!std::isfinite(loss) && world_ > 1) {
                         acc_.back() += 1;  // all ranks stop together after the allreduce
@@ -318,6 +340,7 @@ public:
                                {"lr", lr},
                                {"epoch_seconds", epoch_seconds},
                                {"train_images_per_s", epoch_images / std::max(epoch_seconds, 1e-9)}};
+            if (auto* f = dynamic_cast<const image_folder_dataset*>(train_set_.get())) row["skipped_images"] = f->skipped_count();
             if (val_set_ && (r_.val_interval <= 1 || (epoch + 1) % r_.val_interval == 0 || epoch + 1 == r_.epoch_size)) {
                 eval_result ev = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get());
                 row["val_loss"] = ev.loss;
