@@ -188,7 +188,8 @@ public:
         train_set_ = o_.train_set ? o_.train_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, true));
         if (r_.val_while_train)
             val_set_ = o_.val_set ? o_.val_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, false));
-        if (auto* f = dynamic_cast<const image_folder_dataset*>(train_set_.get())) write_classes_json(o_.output_dir, f->classes());
+        if (auto* f = dynamic_cast<const image_folder_dataset*>(train_set_.get()); f && rank_ == 0)
+            write_classes_json(o_.output_dir, f->classes());
         CONVNEXTV2_CHECK(train_set_->num_classes() == r_.num_classes, o_.config_path, ": num_classes is ", r_.num_classes,
                          " but the dataset has ", train_set_->num_classes(), " classes");
 
