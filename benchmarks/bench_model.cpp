@@ -76,13 +76,18 @@ void run_train_step(benchmark::State& state, const std::string& name, index_t si
 
 } // namespace
 
-// Args: {threads, batch}
-BENCHMARK_CAPTURE(run_inference, atto_224, std::string("atto"), 224)->Args({1, 1})->Args({2, 1})->Args({1, 16})->Args({2, 16})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(run_inference, femto_224, std::string("femto"), 224)->Args({2, 1})->Args({2, 16})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(run_inference, nano_224, std::string("nano"), 224)->Args({2, 1})->Args({2, 16})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(run_inference, tiny_224, std::string("tiny"), 224)->Args({1, 1})->Args({2, 1})->Args({1, 16})->Args({2, 16})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(run_train_step, atto_224, std::string("atto"), 224)->Args({1, 16})->Args({2, 16})->Args({2, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(run_train_step, tiny_224, std::string("tiny"), 224)->Args({1, 16})->Args({2, 16})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
-BENCHMARK_CAPTURE(run_inference, atto_32, std::string("atto"), 32)->Args({2, 128})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(run_train_step, atto_32, std::string("atto"), 32)->Args({2, 128})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(run_train_step, atto_64, std::string("atto"), 64)->Args({2, 128})->Unit(benchmark::kMillisecond)->UseRealTime();
+// Args: {threads, batch}. Every row exists for 1 and 2 threads so that tools/compare_speed.sh can select
+// one thread count with --benchmark_filter='/<threads>/'; row names match tools/bench_torch.py
+// (run_inference/atto_224/2/16 -> infer/atto_224/b16).
+#define CNX_T12(b) ->Args({1, b})->Args({2, b})
+BENCHMARK_CAPTURE(run_inference, atto_224, std::string("atto"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_inference, femto_224, std::string("femto"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_inference, nano_224, std::string("nano"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_inference, tiny_224, std::string("tiny"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_train_step, atto_224, std::string("atto"), 224) CNX_T12(16) CNX_T12(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_train_step, tiny_224, std::string("tiny"), 224) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK_CAPTURE(run_inference, atto_32, std::string("atto"), 32) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_train_step, atto_32, std::string("atto"), 32) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_inference, atto_64, std::string("atto"), 64) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_train_step, atto_64, std::string("atto"), 64) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+#undef CNX_T12
