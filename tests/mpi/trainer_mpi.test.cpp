@@ -6,6 +6,7 @@
 #include <convnextv2/core/parallel.hpp>
 #include <convnextv2/train/mpi_communicator.hpp>
 #include <convnextv2/train/trainer.hpp>
+#include <support/train_fixtures.hpp>
 
 #include <filesystem>
 #include <mutex>
@@ -13,65 +14,12 @@
 
 using namespace convnextv2;
 namespace fs = std::filesystem;
+using test::synthetic_set;
+using test::tiny_recipe;
 
 namespace {
 
 std::shared_ptr<train::communicator> world_comm;
-
-// Deterministic 32x32x1 images in 4 classes; records how often each sample was decoded for training.
-class synthetic_set : public dataset {
-public:
-    explicit synthetic_set(index_t n) : n_(n), seen_(static_cast<std::size_t>(n), 0) {}
-    index_t size() const override { return n_; }
-    index_t num_classes() const override { return 4; }
-    shape_t sample_shape() const override { return {32, 32, 1}; }
-    void get(index_t i, std::uint64_t es, bool train, float* out, int* label) const override
-    {
-        if (train) {
-            std::lock_guard<std::mutex> lock(m_);
-            ++seen_[static_cast<std::size_t>(i)];
-        }
-        *label = static_cast<int>(i % 4);
-        counter_rng rng(static_cast<std::uint64_t>(i), train ? es : 0);
-        for (index_t p = 0; p < 32 * 32; ++p) out[p] = static_cast<float>(rng.uniform(-1, 1) + 0.5 * (*label) * ((p / 32) % 4 == *label));
-    }
-    std::vector<std::int64_t> seen() const { return seen_; }
-    void reset() { std::fill(seen_.begin(), seen_.end(), 0); }
-
-private:
-    index_t n_;
-    mutable std::mutex m_;
-    mutable std::vector<std::int64_t> seen_;
-};
-
-recipe tiny_recipe(const std::string& dir)
-{
-    recipe r;
-    r.model = "tiny_test";
-    r.depths = {1, 1, 1, 1};
-    r.dims = {4, 8, 8, 8};
-    r.num_classes = 4;
-    r.in_chans = 1;
-    r.image_resize = 32;
-    r.stem_kernel = 4;
-    r.dataset = "fashion_mnist";
-    r.batch_size = 4;
-    r.epoch_size = 3;
-    r.lr = 5e-3;
-    r.min_lr = 1e-5;
-    r.warmup_epochs = 1;
-    r.drop_path_rate = 0.2;
-    r.label_smoothing = 0.1;
-    r.head_init_scale = 1.0;
-    r.layer_decay = 0.8;
-    r.ema = true;
-    r.ema_decay = 0.9;
-    r.seed = 3;
-    r.log_interval = 0;
-    r.keep_checkpoint_max = 0;
-    r.ckpt_save_dir = dir;
-    return r;
-}
 
 // The same directory name on every rank (rank 0's pid).
 std::string shared_dir(const std::string& name)

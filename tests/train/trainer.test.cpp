@@ -1,6 +1,7 @@
 // Training loop: exact resume, crash-safe checkpoints, NaN stop, and a short real-data run.
 #include <convnextv2/train/trainer.hpp>
 #include <support/fixtures.hpp>
+#include <support/train_fixtures.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -8,59 +9,10 @@
 
 using namespace convnextv2;
 namespace fs = std::filesystem;
+using test::synthetic_set;
+using test::tiny_recipe;
 
 namespace {
-
-// 16 deterministic 32x32x1 images in 4 classes; a NaN pixel in epoch `nan_epoch` if >= 0.
-class synthetic_set : public dataset {
-public:
-    explicit synthetic_set(index_t n = 16, std::int64_t nan_epoch = -1, std::uint64_t seed = 0)
-        : n_(n), nan_epoch_(nan_epoch), seed_(seed) {}
-    index_t size() const override { return n_; }
-    index_t num_classes() const override { return 4; }
-    shape_t sample_shape() const override { return {32, 32, 1}; }
-    void get(index_t i, std::uint64_t es, bool train, float* out, int* label) const override
-    {
-        *label = static_cast<int>(i % 4);
-        counter_rng rng(static_cast<std::uint64_t>(i), train ? es : 0);
-        for (index_t p = 0; p < 32 * 32; ++p) out[p] = static_cast<float>(rng.uniform(-1, 1) + 0.5 * (*label) * ((p / 32) % 4 == *label));
-        if (nan_epoch_ >= 0 && train && es == epoch_seed(seed_, nan_epoch_) && i == 3) out[5] = NAN;
-    }
-
-private:
-    index_t n_;
-    std::int64_t nan_epoch_;
-    std::uint64_t seed_;
-};
-
-recipe tiny_recipe(const std::string& dir)
-{
-    recipe r;
-    r.model = "tiny_test";
-    r.depths = {1, 1, 1, 1};
-    r.dims = {4, 8, 8, 8};
-    r.num_classes = 4;
-    r.in_chans = 1;
-    r.image_resize = 32;
-    r.stem_kernel = 4;
-    r.dataset = "fashion_mnist";
-    r.batch_size = 4;
-    r.epoch_size = 3;
-    r.lr = 5e-3;
-    r.min_lr = 1e-5;
-    r.warmup_epochs = 1;
-    r.drop_path_rate = 0.2;
-    r.label_smoothing = 0.1;
-    r.head_init_scale = 1.0;
-    r.layer_decay = 0.8;
-    r.ema = true;
-    r.ema_decay = 0.9;
-    r.seed = 3;
-    r.log_interval = 0;
-    r.keep_checkpoint_max = 0;
-    r.ckpt_save_dir = dir;
-    return r;
-}
 
 std::string fresh_dir(const std::string& name)
 {
