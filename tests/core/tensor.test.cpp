@@ -94,3 +94,13 @@ TEST_CASE("counter_rng: reproducible streams and sane distributions", "[core][rn
     CHECK(std::fabs(s / n) < 0.01);
     CHECK(std::fabs(s2 / n - 1.0) < 0.02);
 }
+
+TEST_CASE("max_threads reports a thread_limit cap", "[core][parallel]")
+{
+    const int before = max_threads();
+    {
+        thread_limit one(1);
+        CHECK(max_threads() == 1);
+    }
+    CHECK(max_threads() == before);
+}

@@ -43,8 +43,12 @@ void parallel_chunks(index_t n, index_t chunk, F&& f)
     });
 }
 
-// Thread count the current arena allows.
-inline int max_threads() { return tbb::this_task_arena::max_concurrency(); }
+// Threads kernels can use here: the current arena's size, capped by any global_control limit.
+inline int max_threads()
+{
+    const auto cap = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
+    return static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(tbb::this_task_arena::max_concurrency()), cap));
+}
 
 // RAII cap on the process's TBB parallelism (0 = leave the default). Owned by a program's main.
 class thread_limit {
