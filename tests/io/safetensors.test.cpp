@@ -15,16 +15,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-    fs::path path;
-    temp_dir()
-    {
-        path = fs::temp_directory_path() / ("convnextv2_st_test_" + std::to_string(::getpid()));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() { std::error_code ec; fs::remove_all(path, ec); }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
+struct temp_dir : test::temp_dir {
+    temp_dir() : test::temp_dir("convnextv2_st_test") {}
 };
 
 std::string le64(std::uint64_t n)

@@ -13,16 +13,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-    fs::path path;
-    temp_dir()
-    {
-        path = fs::temp_directory_path() / ("convnextv2_w_test_" + std::to_string(::getpid()));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() { std::error_code ec; fs::remove_all(path, ec); }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
+struct temp_dir : test::temp_dir {
+    temp_dir() : test::temp_dir("convnextv2_w_test") {}
 };
 
 // A two-stage mini ConvNeXt V2 (d0 = 4, d1 = 8, one block in stage 0, K classes) registered

@@ -5,7 +5,9 @@
 #include <convnextv2/core/tensor.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <sstream>
+#include <unistd.h>
 
 namespace test {
 
@@ -52,6 +54,23 @@ double rel_l2(const tensor<T>& a, const tensor<U>& b)
     }
     return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
 }
+
+// A fresh scratch directory, removed again when the object goes out of scope.
+struct temp_dir {
+    std::filesystem::path path;
+    explicit temp_dir(const std::string& prefix = "convnextv2_test")
+    {
+        path = std::filesystem::temp_directory_path() / (prefix + "_" + std::to_string(::getpid()));
+        std::filesystem::remove_all(path);
+        std::filesystem::create_directories(path);
+    }
+    ~temp_dir()
+    {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
 
 } // namespace test
 
