@@ -73,6 +73,13 @@ struct sequential {
         for_each_index([&](auto i) { visit_all(std::get<i>(parts), f); });
     }
 
+    // f(part) on each direct part, in order.
+    template <class F>
+    void visit_parts(F&& f)
+    {
+        for_each_index([&](auto i) { f(std::get<i>(parts)); });
+    }
+
     // Output of part k (k < size-1) from the last forward: feature maps for backbone use.
     const tensor<scalar_type>& activation(std::size_t k) const { return acts_[k]; }
 

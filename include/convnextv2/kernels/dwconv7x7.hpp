@@ -10,6 +10,7 @@
 // (deterministic for any thread count).
 #pragma once
 #include "../core/parallel.hpp"
+#include "../sparse/active_sites.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -31,6 +32,13 @@ inline index_t dw_row_grain(index_t W, index_t C) { return std::max<index_t>(1, 
 // Valid tap range [k0, k1) for output coordinate `o` along an axis of extent `n`.
 inline index_t dw_tap_lo(index_t o) { return std::max<index_t>(0, dw_pad - o); }
 inline index_t dw_tap_hi(index_t o, index_t n) { return std::min<index_t>(dw_k, n + dw_pad - o); }
+
+// The per-site math every path shares (dense, border, quad and sparse): acc[0, width) += x·w.
+template <class T>
+inline void dw_fma(T* __restrict acc, const T* __restrict x, const T* __restrict w, index_t width)
+{
+    for (index_t j = 0; j < width; ++j) acc[j] += x[j] * w[j];
+}
 
 // One output site, channels [c0, c0+width): out = init + Σ_taps in · w. Flip reads the kernel
 // rotated by 180 degrees (bwd_data is the correlation of dy with the flipped kernel).
@@ -56,7 +64,7 @@ inline void dw_site(const T* __restrict in_img, index_t W, index_t C, index_t h,
         for (index_t kw = kw0; kw < kw1; ++kw) {
             const T* __restrict xp = xr + (wo + kw - dw_pad) * C;
             const T* __restrict wp = wr + (Flip ? dw_k - 1 - kw : kw) * C;
-            for (index_t j = 0; j < width; ++j) acc[j] += xp[j] * wp[j];
+            dw_fma(acc, xp, wp, width);
         }
     }
     for (index_t j = 0; j < width; ++j) out[j] = acc[j];
@@ -86,10 +94,7 @@ inline void dw_quad(const T* __restrict in_img, index_t W, index_t C, index_t h,
         const T* wr = w + (Flip ? dw_k - 1 - kh : kh) * dw_k * C + c0;
         for (index_t kw = 0; kw < dw_k; ++kw) {
             const T* __restrict wp = wr + (Flip ? dw_k - 1 - kw : kw) * C;
-            for (int q = 0; q < Q; ++q) {
-                const T* __restrict xp = xr + (q + kw) * C;
-                for (index_t j = 0; j < B; ++j) acc[q][j] += xp[j] * wp[j];
-            }
+            for (int q = 0; q < Q; ++q) dw_fma(acc[q], xr + (q + kw) * C, wp, B);
         }
     }
     for (int q = 0; q < Q; ++q)
@@ -146,8 +151,7 @@ inline void dw_wgrad_row(const T* __restrict dyr, const T* __restrict xr, index_
     for (index_t wo = i0; wo < i1; ++wo) {
         const T* __restrict g = dyr + wo * C + c0;
         const T* __restrict xp = xr + (wo - dw_pad) * C + c0;
-        for (index_t kw = 0; kw < dw_k; ++kw)
-            for (index_t j = 0; j < width; ++j) acc[kw][j] += g[j] * xp[kw * C + j];
+        for (index_t kw = 0; kw < dw_k; ++kw) dw_fma(acc[kw], g, xp + kw * C, width);
     }
     for (index_t wo = 0; wo < W; ++wo) {
         if (wo >= i0 && wo < i1) continue;
@@ -156,8 +160,7 @@ inline void dw_wgrad_row(const T* __restrict dyr, const T* __restrict xr, index_
 #pragma GCC unroll 7
         for (index_t kw = 0; kw < dw_k; ++kw) {
             if (kw < lo || kw >= hi) continue;
-            const T* __restrict xp = xr + (wo + kw - dw_pad) * C + c0;
-            for (index_t j = 0; j < width; ++j) acc[kw][j] += g[j] * xp[j];
+            dw_fma(acc[kw], g, xr + (wo + kw - dw_pad) * C + c0, width);
         }
     }
     for (index_t kw = 0; kw < dw_k; ++kw)
@@ -217,6 +220,78 @@ void dwconv7x7_bwd_weight(const T* dy, const T* x, index_t N, index_t H, index_t
         for (index_t i = 0; i < dw_k * dw_k * C; ++i) dw[i] += p[i];
         if (db)
             for (index_t c = 0; c < C; ++c) db[c] += p[dw_k * dw_k * C + c];
+    }
+}
+
+// ---- sparse (submanifold) twins over active_sites rows: x, y, dy are [rows, C] ----
+// y[r] = b + Σ_t w[t]·x[nbr[r,t]] over active neighbours only (SPEC §3.4). The data gradient
+// uses the symmetry nbr[r,t] = q ⇔ nbr[q,48−t] = r, so it is the same gather with the flipped
+// kernel (no scatter, no atomics); the weight gradient reduces fixed row chunks in order.
+
+namespace detail {
+template <bool Flip, bool Accumulate, class T>
+void dw_sparse_correlate(const T* in, const active_sites& s, index_t C, const T* w, const T* b, T* out)
+{
+    constexpr index_t B = dw_block<T>;
+    parallel_for(0, s.rows(), std::max<index_t>(1, 2048 / std::max<index_t>(C, 1)), [&](index_t r0, index_t r1) {
+        alignas(64) T acc[B];
+        for (index_t r = r0; r < r1; ++r) {
+            const std::int32_t* nb = s.nbr.data() + r * 49;
+            for (index_t c0 = 0; c0 < C; c0 += B) {
+                const index_t width = std::min(B, C - c0);
+                T* o = out + r * C + c0;
+                for (index_t j = 0; j < width; ++j) acc[j] = Accumulate ? o[j] : (b ? b[c0 + j] : T(0));
+                for (index_t t = 0; t < 49; ++t) {
+                    if (nb[t] < 0) continue;
+                    const T* wp = w + (Flip ? 48 - t : t) * C + c0;
+                    if (width == B)
+                        dw_fma(acc, in + nb[t] * C + c0, wp, B);
+                    else
+                        dw_fma(acc, in + nb[t] * C + c0, wp, width);
+                }
+                for (index_t j = 0; j < width; ++j) o[j] = acc[j];
+            }
+        }
+    });
+}
+} // namespace detail
+
+template <class T>
+void dwconv7x7_sparse_fwd(const T* x, const active_sites& s, index_t C, const T* w, const T* b, T* y)
+{
+    detail::dw_sparse_correlate<false, false>(x, s, C, w, b, y);
+}
+
+template <class T>
+void dwconv7x7_sparse_bwd_data(const T* dy, const active_sites& s, index_t C, const T* w, T* dx)
+{
+    detail::dw_sparse_correlate<true, true>(dy, s, C, w, static_cast<const T*>(nullptr), dx);
+}
+
+template <class T>
+void dwconv7x7_sparse_bwd_weight(const T* dy, const T* x, const active_sites& s, index_t C, T* dw, T* db)
+{
+    const index_t rows = s.rows(), psize = 50 * C;
+    const index_t chunk = std::max<index_t>({index_t{1}, (rows + 31) / 32, 4096 / std::max<index_t>(C, 1)});
+    const index_t nc = num_chunks(rows, chunk);
+    if (nc == 0) return;
+    std::vector<T> partial(static_cast<std::size_t>(nc * psize), T(0));
+    parallel_chunks(rows, chunk, [&](index_t ci, index_t r0, index_t r1) {
+        T* p = partial.data() + ci * psize;
+        T* pb = p + 49 * C;
+        for (index_t r = r0; r < r1; ++r) {
+            const T* g = dy + r * C;
+            for (index_t c = 0; c < C; ++c) pb[c] += g[c];
+            const std::int32_t* nb = s.nbr.data() + r * 49;
+            for (index_t t = 0; t < 49; ++t)
+                if (nb[t] >= 0) detail::dw_fma(p + t * C, g, x + nb[t] * C, C);
+        }
+    });
+    for (index_t ci = 0; ci < nc; ++ci) {
+        const T* p = partial.data() + ci * psize;
+        for (index_t i = 0; i < 49 * C; ++i) dw[i] += p[i];
+        if (db)
+            for (index_t c = 0; c < C; ++c) db[c] += p[49 * C + c];
     }
 }
 

@@ -16,6 +16,7 @@
 #pragma once
 #include "../core/parallel.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -114,15 +115,17 @@ inline void grn_bwd_data_rows(const T* dy, const T* x, index_t rows, index_t D, 
     }
 }
 
-// ---- dense drivers: x is [N, S, D] (S = H·W sites per sample) ----
+// ---- drivers: groups of contiguous rows, group g = rows [off[g], off[g+1]) ----
+// The dense GRN has N groups of S = H·W sites; the sparse GRN one group per sample's active
+// rows (or a single batch-wide group, the official MinkowskiGRN). Same code for all three.
 
-// Site-chunk length for the per-sample reductions: a function of (S, D) only (~64K elements).
+// Site-chunk length for the per-group reductions: a function of (S, D) only (~64K elements).
 inline index_t grn_site_chunk(index_t S, index_t D)
 {
     return std::clamp<index_t>((index_t{1} << 16) / std::max<index_t>(D, 1), 1, std::max<index_t>(S, 1));
 }
 
-// Statistics cached by the forward for the backward: G, Nx [N, D]; M [N].
+// Statistics cached by the forward for the backward: G, Nx [groups, D]; M [groups].
 struct grn_stats {
     std::vector<double> G, nx, M;
     void resize(index_t N, index_t D)
@@ -133,97 +136,140 @@ struct grn_stats {
     }
 };
 
-template <class T>
-void grn_fwd(const T* x, index_t N, index_t S, index_t D, const T* gamma, const T* beta, T* y, grn_stats& st)
-{
-    st.resize(N, D);
-    const index_t chunk = grn_site_chunk(S, D);
-    const index_t nc = num_chunks(S, chunk);
-    std::vector<double> part(static_cast<std::size_t>(N * nc * D), 0.0);
-    parallel_for(0, N * nc, 1, [&](index_t t0, index_t t1) {
-        for (index_t t = t0; t < t1; ++t) {
-            const index_t n = t / nc, c = t % nc;
-            const index_t s0 = c * chunk, s1 = std::min(S, s0 + chunk);
-            grn_sumsq_rows(x + (n * S + s0) * D, s1 - s0, D, part.data() + t * D);
-        }
-    });
-    std::vector<T> scale(static_cast<std::size_t>(N * D));
-    parallel_for(0, N, 1, [&](index_t n0, index_t n1) {
-        std::vector<double> ss(static_cast<std::size_t>(D));
-        for (index_t n = n0; n < n1; ++n) {
-            std::fill(ss.begin(), ss.end(), 0.0);
-            for (index_t c = 0; c < nc; ++c) {
-                const double* p = part.data() + (n * nc + c) * D;
-                for (index_t d = 0; d < D; ++d) ss[static_cast<std::size_t>(d)] += p[d];
+namespace detail {
+// Fixed reduction tasks: (group, first row, end row), chunk length from the largest group.
+struct grn_tasks {
+    std::vector<index_t> group, lo, hi;
+    std::vector<index_t> first;  // first task of each group, + total at the end
+    grn_tasks(const index_t* off, index_t G, index_t D)
+    {
+        index_t longest = 1;
+        for (index_t g = 0; g < G; ++g) longest = std::max(longest, off[g + 1] - off[g]);
+        const index_t chunk = grn_site_chunk(longest, D);
+        for (index_t g = 0; g < G; ++g) {
+            first.push_back(static_cast<index_t>(group.size()));
+            for (index_t r = off[g]; r < off[g + 1]; r += chunk) {
+                group.push_back(g);
+                lo.push_back(r);
+                hi.push_back(std::min(off[g + 1], r + chunk));
             }
-            st.M[static_cast<std::size_t>(n)] = grn_stats_from_sumsq(ss.data(), D, st.G.data() + n * D, st.nx.data() + n * D);
-            grn_scale(gamma, st.nx.data() + n * D, D, scale.data() + n * D);
         }
-    });
+        first.push_back(static_cast<index_t>(group.size()));
+    }
+    index_t size() const { return static_cast<index_t>(group.size()); }
+};
+
+// Runs f(g, r0, r1) over the rows of every group, in parallel, each piece within one group.
+template <class F>
+void grn_for_rows(const index_t* off, index_t G, index_t D, F&& f)
+{
+    const index_t total = off[G] - off[0];
     const index_t grain = std::max<index_t>(1, (index_t{1} << 14) / std::max<index_t>(D, 1));
-    parallel_for(0, N * S, grain, [&](index_t r0, index_t r1) {
-        // Split [r0, r1) at sample boundaries so each piece uses one sample's scale.
-        for (index_t r = r0; r < r1;) {
-            const index_t n = r / S;
-            const index_t re = std::min(r1, (n + 1) * S);
-            grn_apply_rows(x + r * D, re - r, D, scale.data() + n * D, beta, y + r * D);
-            r = re;
+    parallel_for(off[0], off[0] + total, grain, [&](index_t r0, index_t r1) {
+        index_t g = static_cast<index_t>(std::upper_bound(off, off + G + 1, r0) - off) - 1;
+        for (index_t r = r0; r < r1; ++g) {
+            const index_t re = std::min(r1, off[g + 1]);
+            if (re > r) f(g, r, re);
+            r = std::max(r, re);
         }
     });
 }
+} // namespace detail
 
-// dx [N,S,D] += dL/dx (skipped when null); dgamma[D], dbeta[D] += their gradients (may be null).
 template <class T>
-void grn_bwd(const T* dy, const T* x, index_t N, index_t S, index_t D, const T* gamma, const grn_stats& st, T* dx, T* dgamma,
-             T* dbeta)
+void grn_fwd_groups(const T* x, const index_t* off, index_t G, index_t D, const T* gamma, const T* beta, T* y, grn_stats& st)
 {
-    const index_t chunk = grn_site_chunk(S, D);
-    const index_t nc = num_chunks(S, chunk);
-    std::vector<double> pgx(static_cast<std::size_t>(N * nc * D), 0.0), pg(static_cast<std::size_t>(N * nc * D), 0.0);
-    parallel_for(0, N * nc, 1, [&](index_t t0, index_t t1) {
+    st.resize(G, D);
+    detail::grn_tasks tasks(off, G, D);
+    std::vector<double> part(static_cast<std::size_t>(tasks.size() * D), 0.0);
+    parallel_for(0, tasks.size(), 1, [&](index_t t0, index_t t1) {
         for (index_t t = t0; t < t1; ++t) {
-            const index_t n = t / nc, c = t % nc;
-            const index_t s0 = c * chunk, s1 = std::min(S, s0 + chunk);
-            const index_t off = (n * S + s0) * D;
-            grn_bwd_sums_rows(dy + off, x + off, s1 - s0, D, pgx.data() + t * D, pg.data() + t * D);
+            const index_t r0 = tasks.lo[static_cast<std::size_t>(t)], r1 = tasks.hi[static_cast<std::size_t>(t)];
+            grn_sumsq_rows(x + r0 * D, r1 - r0, D, part.data() + t * D);
         }
     });
-    // Per-sample totals, then coefficients for dx.
-    std::vector<double> sgx(static_cast<std::size_t>(N * D), 0.0), sg(static_cast<std::size_t>(N * D), 0.0);
-    std::vector<T> scale(static_cast<std::size_t>(N * D));
-    std::vector<double> coef(static_cast<std::size_t>(N * D));
-    parallel_for(0, N, 1, [&](index_t n0, index_t n1) {
-        for (index_t n = n0; n < n1; ++n) {
-            double* a = sgx.data() + n * D;
-            double* b = sg.data() + n * D;
-            for (index_t c = 0; c < nc; ++c) {
-                const double* p = pgx.data() + (n * nc + c) * D;
-                const double* q = pg.data() + (n * nc + c) * D;
+    std::vector<T> scale(static_cast<std::size_t>(G * D));
+    parallel_for(0, G, 1, [&](index_t g0, index_t g1) {
+        std::vector<double> ss(static_cast<std::size_t>(D));
+        for (index_t g = g0; g < g1; ++g) {
+            std::fill(ss.begin(), ss.end(), 0.0);
+            for (index_t t = tasks.first[static_cast<std::size_t>(g)]; t < tasks.first[static_cast<std::size_t>(g + 1)]; ++t) {
+                const double* p = part.data() + t * D;
+                for (index_t d = 0; d < D; ++d) ss[static_cast<std::size_t>(d)] += p[d];
+            }
+            st.M[static_cast<std::size_t>(g)] = grn_stats_from_sumsq(ss.data(), D, st.G.data() + g * D, st.nx.data() + g * D);
+            grn_scale(gamma, st.nx.data() + g * D, D, scale.data() + g * D);
+        }
+    });
+    detail::grn_for_rows(off, G, D, [&](index_t g, index_t r0, index_t r1) {
+        grn_apply_rows(x + r0 * D, r1 - r0, D, scale.data() + g * D, beta, y + r0 * D);
+    });
+}
+
+// dx [rows, D] += dL/dx (skipped when null); dgamma[D], dbeta[D] += their gradients (may be null).
+template <class T>
+void grn_bwd_groups(const T* dy, const T* x, const index_t* off, index_t G, index_t D, const T* gamma, const grn_stats& st, T* dx,
+                    T* dgamma, T* dbeta)
+{
+    detail::grn_tasks tasks(off, G, D);
+    std::vector<double> pgx(static_cast<std::size_t>(tasks.size() * D), 0.0), pg(static_cast<std::size_t>(tasks.size() * D), 0.0);
+    parallel_for(0, tasks.size(), 1, [&](index_t t0, index_t t1) {
+        for (index_t t = t0; t < t1; ++t) {
+            const index_t r0 = tasks.lo[static_cast<std::size_t>(t)], r1 = tasks.hi[static_cast<std::size_t>(t)];
+            grn_bwd_sums_rows(dy + r0 * D, x + r0 * D, r1 - r0, D, pgx.data() + t * D, pg.data() + t * D);
+        }
+    });
+    // Per-group totals, then coefficients for dx.
+    std::vector<double> sgx(static_cast<std::size_t>(G * D), 0.0), sg(static_cast<std::size_t>(G * D), 0.0);
+    std::vector<T> scale(static_cast<std::size_t>(G * D));
+    std::vector<double> coef(static_cast<std::size_t>(G * D));
+    parallel_for(0, G, 1, [&](index_t g0, index_t g1) {
+        for (index_t g = g0; g < g1; ++g) {
+            double* a = sgx.data() + g * D;
+            double* b = sg.data() + g * D;
+            for (index_t t = tasks.first[static_cast<std::size_t>(g)]; t < tasks.first[static_cast<std::size_t>(g + 1)]; ++t) {
+                const double* p = pgx.data() + t * D;
+                const double* q = pg.data() + t * D;
                 for (index_t d = 0; d < D; ++d) { a[d] += p[d]; b[d] += q[d]; }
             }
-            grn_scale(gamma, st.nx.data() + n * D, D, scale.data() + n * D);
-            grn_bwd_coef(gamma, st.G.data() + n * D, st.M[static_cast<std::size_t>(n)], a, D, coef.data() + n * D);
+            grn_scale(gamma, st.nx.data() + g * D, D, scale.data() + g * D);
+            grn_bwd_coef(gamma, st.G.data() + g * D, st.M[static_cast<std::size_t>(g)], a, D, coef.data() + g * D);
         }
     });
     for (index_t d = 0; d < D; ++d) {
         double sgam = 0, sbet = 0;
-        for (index_t n = 0; n < N; ++n) {
-            sgam += st.nx[static_cast<std::size_t>(n * D + d)] * sgx[static_cast<std::size_t>(n * D + d)];
-            sbet += sg[static_cast<std::size_t>(n * D + d)];
+        for (index_t g = 0; g < G; ++g) {
+            sgam += st.nx[static_cast<std::size_t>(g * D + d)] * sgx[static_cast<std::size_t>(g * D + d)];
+            sbet += sg[static_cast<std::size_t>(g * D + d)];
         }
         if (dgamma) dgamma[d] += static_cast<T>(sgam);
         if (dbeta) dbeta[d] += static_cast<T>(sbet);
     }
     if (!dx) return;
-    const index_t grain = std::max<index_t>(1, (index_t{1} << 14) / std::max<index_t>(D, 1));
-    parallel_for(0, N * S, grain, [&](index_t r0, index_t r1) {
-        for (index_t r = r0; r < r1;) {
-            const index_t n = r / S;
-            const index_t re = std::min(r1, (n + 1) * S);
-            grn_bwd_data_rows(dy + r * D, x + r * D, re - r, D, scale.data() + n * D, coef.data() + n * D, dx + r * D);
-            r = re;
-        }
+    detail::grn_for_rows(off, G, D, [&](index_t g, index_t r0, index_t r1) {
+        grn_bwd_data_rows(dy + r0 * D, x + r0 * D, r1 - r0, D, scale.data() + g * D, coef.data() + g * D, dx + r0 * D);
     });
+}
+
+// Dense maps: x is [N, S, D] (S = H·W sites per sample), one group per sample.
+inline std::vector<index_t> grn_uniform_offsets(index_t N, index_t S)
+{
+    std::vector<index_t> off(static_cast<std::size_t>(N + 1));
+    for (index_t n = 0; n <= N; ++n) off[static_cast<std::size_t>(n)] = n * S;
+    return off;
+}
+
+template <class T>
+void grn_fwd(const T* x, index_t N, index_t S, index_t D, const T* gamma, const T* beta, T* y, grn_stats& st)
+{
+    grn_fwd_groups(x, grn_uniform_offsets(N, S).data(), N, D, gamma, beta, y, st);
+}
+
+template <class T>
+void grn_bwd(const T* dy, const T* x, index_t N, index_t S, index_t D, const T* gamma, const grn_stats& st, T* dx, T* dgamma,
+             T* dbeta)
+{
+    grn_bwd_groups(dy, x, grn_uniform_offsets(N, S).data(), N, D, gamma, st, dx, dgamma, dbeta);
 }
 
 // ---- naive twins, used only by tests: SPEC §1.4 formulas verbatim, all in double ----

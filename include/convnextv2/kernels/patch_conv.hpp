@@ -7,6 +7,7 @@
 // weight stored [O][k][k][I] (= row-major [O, K]); the backward passes are the GEMM's, with the
 // data gradient scattered back into dx.
 #pragma once
+#include "../sparse/active_sites.hpp"
 #include "gemm.hpp"
 
 #include <algorithm>
@@ -48,6 +49,43 @@ void patch_scatter_add(const T* patches, index_t N, index_t H, index_t W, index_
                 }
             }
         }
+    });
+}
+
+// Sparse twins of the two above (FCMAE's sparse downsample, SPEC §3.4): output row r of `out`
+// (a map made by downsample_sites) gathers the rows parent[r·k² + t] of the finer map into
+// P[r, t·I : (t+1)·I]; an inactive parent contributes zeros. Windows do not overlap, so the
+// scatter is race-free.
+template <class T>
+void sparse_patch_gather(const T* x, const active_sites& out, index_t I, T* patches)
+{
+    const index_t kk = out.parent_kernel * out.parent_kernel;
+    parallel_for(0, out.rows(), std::max<index_t>(1, 4096 / std::max<index_t>(kk * I, 1)), [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r)
+            for (index_t t = 0; t < kk; ++t) {
+                const std::int32_t p = out.parent[static_cast<std::size_t>(r * kk + t)];
+                T* dst = patches + (r * kk + t) * I;
+                if (p >= 0)
+                    std::copy(x + p * I, x + (p + 1) * I, dst);
+                else
+                    std::fill(dst, dst + I, T(0));
+            }
+    });
+}
+
+template <class T>
+void sparse_patch_scatter_add(const T* patches, const active_sites& out, index_t I, T* dx)
+{
+    const index_t kk = out.parent_kernel * out.parent_kernel;
+    parallel_for(0, out.rows(), std::max<index_t>(1, 4096 / std::max<index_t>(kk * I, 1)), [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r)
+            for (index_t t = 0; t < kk; ++t) {
+                const std::int32_t p = out.parent[static_cast<std::size_t>(r * kk + t)];
+                if (p < 0) continue;
+                const T* __restrict s = patches + (r * kk + t) * I;
+                T* __restrict d = dx + p * I;
+                for (index_t e = 0; e < I; ++e) d[e] += s[e];
+            }
     });
 }
 

@@ -5,18 +5,22 @@
 // elements); in eval or with rate 0 it is the identity. The decision for sample n is a pure
 // function of (seed, stream, step, n), so a repeated forward at the same step (e.g. gradient
 // checks, recomputation) drops the same samples, independent of thread count.
+// Mode sparse_sites: [rows, C] over the bound active sites; a sample's decision covers its rows.
 #pragma once
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
 #include "param.hpp"
+#include "site_mode.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 namespace convnextv2 {
 
-template <class T>
-struct drop_path {
+template <class T, class Mode = dense_sites>
+struct drop_path : detail::site_binding<Mode> {
+    static_assert(detail::check_site_mode<Mode>());
     using scalar_type = T;
     double rate = 0;
     bool training = false;  // eval by default, like convnextv2_model; training code calls set_training(true)
@@ -57,8 +61,17 @@ struct drop_path {
             scale_.clear();
             return;
         }
-        compute_scales(x.dim(0));
-        apply(x.data(), x.size() / x.dim(0), y.data(), false);
+        if constexpr (is_sparse_mode_v<Mode>) {
+            const active_sites& s = this->bound("drop_path", x.dim(0));
+            compute_scales(s.N);
+            off_.resize(s.offsets.size());
+            for (std::size_t i = 0; i < off_.size(); ++i) off_[i] = s.offsets[i] * x.dim(-1);
+        } else {
+            compute_scales(x.dim(0));
+            off_.resize(static_cast<std::size_t>(x.dim(0) + 1));
+            for (std::size_t i = 0; i < off_.size(); ++i) off_[i] = static_cast<index_t>(i) * (x.size() / x.dim(0));
+        }
+        apply(x.data(), y.data(), false);
     }
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
@@ -70,7 +83,7 @@ struct drop_path {
             });
             return;
         }
-        apply(dy.data(), dy.size() / dy.dim(0), dx->data(), true);
+        apply(dy.data(), dx->data(), true);
     }
 
     void collect_params(param_list<T>&, const std::string&) {}
@@ -82,6 +95,7 @@ private:
     std::uint64_t key_ = hash_combine(0, 0);
     std::uint64_t step_ = 0;
     std::vector<T> scale_;
+    std::vector<index_t> off_;  // element offsets of the samples
 
     void compute_scales(index_t N)
     {
@@ -92,13 +106,13 @@ private:
     }
 
     // out = in·scale[n] per sample (accumulate: out += in·scale[n]).
-    void apply(const T* in, index_t per, T* out, bool accumulate) const
+    void apply(const T* in, T* out, bool accumulate) const
     {
         const index_t N = static_cast<index_t>(scale_.size());
-        parallel_for(0, N * per, index_t{1} << 14, [&](index_t i0, index_t i1) {
+        parallel_for(0, off_[static_cast<std::size_t>(N)], index_t{1} << 14, [&](index_t i0, index_t i1) {
             for (index_t i = i0; i < i1;) {
-                const index_t n = i / per;
-                const index_t e = std::min(i1, (n + 1) * per);
+                const index_t n = static_cast<index_t>(std::upper_bound(off_.begin(), off_.end(), i) - off_.begin()) - 1;
+                const index_t e = std::min(i1, off_[static_cast<std::size_t>(n + 1)]);
                 const T s = scale_[static_cast<std::size_t>(n)];
                 if (accumulate)
                     for (; i < e; ++i) out[i] += in[i] * s;

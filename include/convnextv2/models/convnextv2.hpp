@@ -10,6 +10,9 @@
 //   net        = sequential< stem, stage, downsample, stage, downsample, stage, downsample, stage, head >
 //
 // Parameter names are the official state-dict names, so weights load without renaming.
+// The site mode (layers/site_mode.hpp) selects the dense model (default), the sparse encoder of
+// FCMAE (sparse_sites: [rows, C] active-site matrices) or its dense-masked emulation
+// (masked_sites: dense maps, masked sites held at zero by masked<> wrappers), all one type family.
 #pragma once
 #include "../compose/repeat.hpp"
 #include "../compose/residual.hpp"
@@ -22,6 +25,7 @@
 #include "../layers/grn.hpp"
 #include "../layers/layer_norm.hpp"
 #include "../layers/linear.hpp"
+#include "../layers/masked.hpp"
 #include "../layers/patch_conv.hpp"
 #include "variants.hpp"
 
@@ -29,23 +33,56 @@
 
 namespace convnextv2 {
 
-template <class T>
-using block_body = sequential<depthwise_conv7x7<T>, layer_norm<T>, linear<T>, gelu<T>, grn<T>, linear<T>>;
+// Dense-masked emulation of the sparse encoder (SPEC §3.4): dense maps, masked sites zeroed.
+struct masked_sites {};
 
+// The layer types of a block and a downsample in each mode. In the emulation only the GELU
+// (so GRN statistics see zeros at masked sites), pwconv2 (the residual branch) and the
+// downsample conv are masked: every other masked-site value is garbage that never leaks.
+template <class T, class Mode>
+struct block_types {
+    using dwconv = depthwise_conv7x7<T, Mode>;
+    using act = gelu<T>;
+    using norm = grn<T, Mode>;
+    using pw2 = linear<T>;
+    using path = drop_path<T, Mode>;
+    using down = patch_conv<T, Mode>;
+};
 template <class T>
-struct convnext_block : residual<block_body<T>, drop_path<T>> {
+struct block_types<T, masked_sites> {
+    using dwconv = depthwise_conv7x7<T>;
+    using act = masked<gelu<T>>;
+    using norm = grn<T>;
+    using pw2 = masked<linear<T>>;
+    using path = drop_path<T>;
+    using down = masked<patch_conv<T>>;
+};
+
+template <class T, class Mode = dense_sites>
+using block_body = sequential<typename block_types<T, Mode>::dwconv, layer_norm<T>, linear<T>, typename block_types<T, Mode>::act,
+                              typename block_types<T, Mode>::norm, typename block_types<T, Mode>::pw2>;
+
+namespace detail {
+template <class L>
+L& unmasked(L& l) { return l; }
+template <class L>
+L& unmasked(masked<L>& l) { return l.inner; }
+} // namespace detail
+
+template <class T, class Mode = dense_sites>
+struct convnext_block : residual<block_body<T, Mode>, typename block_types<T, Mode>::path> {
     convnext_block() = default;
     convnext_block(index_t dim, double drop_rate)
     {
         this->body.names = {"dwconv", "norm", "pwconv1", "act", "grn", "pwconv2"};
         this->body.template get<2>().out_features = 4 * dim;
-        this->body.template get<5>().out_features = dim;
+        detail::unmasked(this->body.template get<5>()).out_features = dim;
         this->branch.rate = drop_rate;
     }
 };
 
-template <class T>
-using stage = repeat<convnext_block<T>>;
+template <class T, class Mode = dense_sites>
+using stage = repeat<convnext_block<T, Mode>>;
 
 template <class T>
 struct stem : sequential<patch_conv<T>, layer_norm<T>> {
@@ -53,10 +90,14 @@ struct stem : sequential<patch_conv<T>, layer_norm<T>> {
     stem(index_t dim, index_t kernel) { this->template get<0>() = patch_conv<T>(dim, kernel); }
 };
 
-template <class T>
-struct downsample : sequential<layer_norm<T>, patch_conv<T>> {
+template <class T, class Mode = dense_sites>
+struct downsample : sequential<layer_norm<T>, typename block_types<T, Mode>::down> {
     downsample() = default;
-    explicit downsample(index_t dim) { this->template get<1>() = patch_conv<T>(dim, 2); }
+    explicit downsample(index_t dim)
+    {
+        auto& conv = detail::unmasked(this->template get<1>());
+        conv = std::decay_t<decltype(conv)>(dim, 2);
+    }
 };
 
 template <class T>
@@ -71,6 +112,21 @@ struct head : sequential<global_avg_pool<T>, layer_norm<T>, linear<T>> {
 
 template <class T>
 using convnextv2_net = sequential<stem<T>, stage<T>, downsample<T>, stage<T>, downsample<T>, stage<T>, downsample<T>, stage<T>, head<T>>;
+
+// SPEC §1.7: every conv/linear weight (a ".weight" of rank >= 2) ~ N(0, std) truncated at ±2
+// (absolute, like timm, so in effect untruncated); each tensor draws from its own stream keyed by
+// its name (independent of order). Other parameters keep their setup values (0, LN 1/0).
+template <class T>
+void init_conv_linear_weights(param_list<T>& params, std::uint64_t seed, double std = 0.02)
+{
+    for (auto& p : params) {
+        const std::string& n = p.name;
+        bool is_weight = n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0 && p.torch_shape.size() >= 2;
+        if (!is_weight) continue;
+        counter_rng rng(seed, std::hash<std::string>{}(n));
+        for (auto& v : *p.value) v = static_cast<T>(rng.trunc_normal(std, 2.0));
+    }
+}
 
 // The model: the composed net plus its configuration, initialisation and training switches.
 template <class T = float>
@@ -142,13 +198,9 @@ public:
     // Each tensor draws from its own stream keyed by its name (independent of order).
     void init_weights(std::uint64_t seed)
     {
+        init_conv_linear_weights(params_, seed);
         for (auto& p : params_) {
             const std::string& n = p.name;
-            bool is_weight = n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0 && p.torch_shape.size() >= 2;
-            if (is_weight) {
-                counter_rng rng(seed, std::hash<std::string>{}(n));
-                for (auto& v : *p.value) v = static_cast<T>(rng.trunc_normal(0.02, 2.0));
-            }
             bool is_head = n.rfind("head.", 0) == 0;
             if (is_head && n == "head.bias") p.value->zero();
             if (is_head && cfg_.head_init_scale != 1.0)
