@@ -253,8 +253,11 @@ std::vector<std::string> read_classes_json(const std::string& path)
 
 image_folder_dataset::image_folder_dataset(image_folder_options opt) : opt_(std::move(opt)), filter_(parse_resample_filter(opt_.interpolation))
 {
-    CONVNEXTV2_CHECK(opt_.auto_augment.empty(), "auto_augment '", opt_.auto_augment,
-                     "': RandAugment is not supported yet by the imagefolder pipeline; set auto_augment to \"\"");
+    if (!opt_.auto_augment.empty()) {
+        randaug_ = parse_rand_augment(opt_.auto_augment);  // an unknown policy is an error naming it
+        randaug_->params.fill = fill_from_mean(opt_.mean);
+        randaug_->params.interpolation = filter_;
+    }
     CONVNEXTV2_CHECK(opt_.image_size > 0, "image_folder: image_size must be positive");
     CONVNEXTV2_CHECK(opt_.re_value == "random" || opt_.re_value == "0", "re_value '", opt_.re_value, "': use \"random\" or \"0\"");
     std::error_code ec;
@@ -292,6 +295,10 @@ image_u8 image_folder_dataset::load(index_t i, std::uint64_t es, bool train) con
         }
         image_u8 out = resize(crop(img, c), S, S, filter_);
         if (opt_.hflip > 0 && rng.uniform() < opt_.hflip) hflip(out);
+        if (randaug_) {  // its own stream: RandAugment on/off leaves the crop and flip unchanged
+            counter_rng ra(es, static_cast<std::uint64_t>(i) ^ (0x7261ULL << 48));
+            rand_augment(out, *randaug_, ra);
+        }
         return out;
     }
     double down = 1.0;

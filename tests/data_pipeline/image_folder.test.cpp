@@ -107,7 +107,9 @@ TEST_CASE("image folder: missing folders and empty classes are errors naming the
     CHECK_THROWS_WITH(image_folder_dataset(opts(root)), Catch::Contains(root + "/train/empty_class") && Catch::Contains("no .jpg"));
     image_folder_options o = opts(root, "val");
     o.auto_augment = "rand-m9-mstd0.5-inc1";
-    CHECK_THROWS_WITH(image_folder_dataset(o), Catch::Contains("not supported yet"));
+    CHECK_NOTHROW(image_folder_dataset(o));
+    o.auto_augment = "autoaug-m9";
+    CHECK_THROWS_WITH(image_folder_dataset(o), Catch::Contains("auto_augment 'autoaug-m9'"));
     fs::remove_all(root);
 }
 
@@ -190,11 +192,24 @@ TEST_CASE("decoding: PNG is lossless, JPEG is close, DCT scaling shrinks large J
     fs::remove_all(root);
 }
 
-TEST_CASE("image folder batches are bitwise identical with 1 and 2 threads", "[data]")
+TEST_CASE("image folder batches (RandAugment on) are bitwise identical with 1 and 2 threads", "[data]")
 {
     const std::string root = fresh_dir("determinism");
     make_folder(root, 4, 2);
-    image_folder_dataset ds(opts(root));
+    image_folder_options ro = opts(root);
+    ro.auto_augment = "rand-m9-mstd0.5-inc1";
+    image_folder_dataset ds(ro);
+    {
+        // RandAugment runs after crop + flip (same stream as without it) and changes some samples.
+        image_folder_dataset plain(opts(root));
+        int differ = 0;
+        for (index_t i = 0; i < ds.size(); ++i) {
+            const image_u8 a = ds.transformed(i, 9, true), b = plain.transformed(i, 9, true);
+            REQUIRE(a.width == b.width);
+            differ += a.pixels != b.pixels;
+        }
+        CHECK(differ >= 3);  // P(no op applied to an image) = 1/4
+    }
     batch_loader_options lo;
     lo.batch_size = 6;
     lo.seed = 11;
@@ -239,7 +254,6 @@ TEST_CASE("end to end: train a few steps with mixup/cutmix on a generated ImageF
     r.stem_kernel = 4;
     r.dataset = "imagefolder";
     r.data_dir = root;
-    r.auto_augment = "";
     r.mixup = 0.8;
     r.cutmix = 1.0;
     r.batch_size = 6;

@@ -8,18 +8,21 @@
 // PNG with libpng; grayscale, palette, CMYK and alpha inputs all become 8-bit RGB (alpha dropped,
 // as PIL's convert("RGB")).
 //
-// get(): train = true applies RandomResizedCrop (bicubic) → hflip → normalise → random erasing,
-// all drawn from counter_rng(epoch_seed, index); train = false applies the eval transform.
+// get(): train = true applies RandomResizedCrop (bicubic) → hflip → RandAugment (auto_augment,
+// rand_augment.hpp) → normalise → random erasing (timm's order), all drawn from
+// counter_rng(epoch_seed, index) streams; train = false applies the eval transform.
 // A corrupt or unreadable image is reported once on stderr (naming the file), counted in
 // skipped_count(), and replaced by the next readable sample of the split; with fatal_corrupt it
 // throws instead.
 #pragma once
 #include "dataset.hpp"
+#include "rand_augment.hpp"
 #include "transforms.hpp"
 
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -50,7 +53,7 @@ struct image_folder_options {
     double re_prob = 0.25;
     std::string re_value = "random";  // "random" (per-pixel N(0,1)) or "0"
     double crop_pct = 0.875;
-    std::string auto_augment;         // must be "" (RandAugment is not supported yet)
+    std::string auto_augment;         // "" (off) or a RandAugment policy: "rand-m9-mstd0.5-inc1" / "randaug-..."
     bool dct_scaling = true;
     bool fatal_corrupt = false;
     std::array<float, 3> mean = imagenet_mean;
@@ -96,6 +99,7 @@ private:
 
     image_folder_options opt_;
     resample_filter filter_;
+    std::optional<rand_augment_policy> randaug_;  // fill = round(255·mean), resample = interpolation
     image_folder_index index_;
     mutable std::atomic<index_t> skipped_{0};
     mutable std::mutex bad_mutex_;
