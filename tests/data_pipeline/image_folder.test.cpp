@@ -229,6 +229,21 @@ TEST_CASE("image folder batches (RandAugment on) are bitwise identical with 1 an
         CHECK(a.first == b.first);
         CHECK(a.second == b.second);
     }
+    // The background prefetcher hands out the same bytes, with 1 and 2 threads.
+    lo.train = true;
+    const auto want = load(1, true);
+    for (int threads : {1, 2}) {
+        tensor<float> x;
+        std::vector<int> labels;
+        batch_loader loader(ds, lo, 2);
+        tbb::task_arena arena(threads);
+        arena.execute([&] {
+            batch_prefetcher p(loader, {1, 0}, 2);
+            REQUIRE(p.next(x, labels) == 1);
+        });
+        CHECK(std::vector<float>(x.begin(), x.end()) == want.first);
+        CHECK(labels == want.second);
+    }
     // Another epoch gives different augmentation.
     tensor<float> x1, x2;
     std::vector<int> l1, l2;
