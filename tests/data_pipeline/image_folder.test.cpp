@@ -295,6 +295,8 @@ TEST_CASE("end to end: train a few steps with mixup/cutmix on a generated ImageF
         auto j = nlohmann::json::parse(line);
         CHECK(std::isfinite(j["train_loss"].get<double>()));
         CHECK(j["skipped_images"].get<int>() == 0);
+        CHECK(j["data_wait_fraction"].get<double>() >= 0.0);
+        CHECK(j["data_wait_fraction"].get<double>() <= 1.0);
         ++rows;
     }
     CHECK(rows == 2);
@@ -302,5 +304,52 @@ TEST_CASE("end to end: train a few steps with mixup/cutmix on a generated ImageF
     auto ev = train::evaluate(t.model(), *val, 4);
     CHECK(ev.count == 9);
     CHECK(std::isfinite(ev.loss));
+    fs::remove_all(root);
+}
+
+TEST_CASE("trainer: prefetch on/off and thread count give bit-identical training, with aug_repeats 3", "[data][train]")
+{
+    const std::string root = fresh_dir("prefetch");
+    make_folder(root, 6, 1);
+    auto run = [&](int prefetch, int threads) {
+        recipe r;
+        r.model = "tiny_pf";
+        r.depths = {1, 1, 1, 1};
+        r.dims = {4, 8, 8, 8};
+        r.num_classes = 3;
+        r.image_resize = 32;
+        r.dataset = "imagefolder";
+        r.data_dir = root;
+        r.aug_repeats = 3;
+        r.prefetch_batches = prefetch;
+        r.batch_size = 3;
+        r.epoch_size = 1;
+        r.val_while_train = false;
+        r.seed = 2;
+        r.log_interval = 0;
+        r.keep_checkpoint_max = 0;
+        r.ckpt_save_dir = root + "/out_" + std::to_string(prefetch) + "_" + std::to_string(threads);
+        train::train_options o;
+        o.r = r;
+        o.verbose = false;
+        std::vector<float> w;
+        tbb::task_arena arena(threads);
+        arena.execute([&] {
+            train::trainer t(o);
+            t.run();
+            for (auto& p : t.model().params()) w.insert(w.end(), p.value->begin(), p.value->end());
+        });
+        std::ifstream m(r.ckpt_save_dir + "/metrics.jsonl");
+        std::string line;
+        std::getline(m, line);
+        auto j = nlohmann::json::parse(line);
+        CHECK(j["data_wait_fraction"].get<double>() >= 0.0);
+        CHECK(j["global_step"].get<int>() == 6);  // 18 images (< 256: the whole set) / batch 3
+        return std::make_pair(w, j["train_loss"].get<double>());
+    };
+    const auto off = run(0, 1), on1 = run(2, 1), on2 = run(2, 2);
+    CHECK(off.first == on1.first);
+    CHECK(off.first == on2.first);
+    CHECK(off.second == on1.second);
     fs::remove_all(root);
 }

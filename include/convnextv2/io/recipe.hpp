@@ -51,7 +51,8 @@ struct recipe {
     bool shuffle = true;
     bool drop_remainder = true;
     int num_parallel_workers = 0;            // 0: all threads (decoding runs on the TBB pool)
-    int aug_repeats = 0;                     // repeated augmentation factor (0/1: off)
+    int aug_repeats = 0;                     // repeated augmentation factor (0/1: off); MindCV RepeatAugSampler
+    int prefetch_batches = 2;                // training batches prepared ahead on a background thread (0: off)
 
     // ---- augmentation
     std::array<double, 2> scale{0.08, 1.0};  // RandomResizedCrop area range
@@ -138,6 +139,7 @@ inline const std::vector<recipe_field>& recipe_fields()
         CONVNEXTV2_RECIPE_FIELD(batch_size, integer),    CONVNEXTV2_RECIPE_FIELD(eval_batch_size, integer),
         CONVNEXTV2_RECIPE_FIELD(shuffle, boolean),       CONVNEXTV2_RECIPE_FIELD(drop_remainder, boolean),
         CONVNEXTV2_RECIPE_FIELD(num_parallel_workers, integer), CONVNEXTV2_RECIPE_FIELD(aug_repeats, integer),
+        CONVNEXTV2_RECIPE_FIELD(prefetch_batches, integer),
         CONVNEXTV2_RECIPE_FIELD(scale, pair),            CONVNEXTV2_RECIPE_FIELD(ratio, pair),
         CONVNEXTV2_RECIPE_FIELD(interpolation, string),  CONVNEXTV2_RECIPE_FIELD(hflip, number),
         CONVNEXTV2_RECIPE_FIELD(random_crop_padding, integer), CONVNEXTV2_RECIPE_FIELD(auto_augment, string),
@@ -420,6 +422,8 @@ inline void validate_recipe(const recipe& r, const std::string& where)
     at_least("eval_batch_size", r.eval_batch_size, 0);
     at_least("num_parallel_workers", r.num_parallel_workers, 0);
     at_least("aug_repeats", r.aug_repeats, 0);
+    if (!(r.prefetch_batches >= 0 && r.prefetch_batches <= 64))
+        recipe_range_error("prefetch_batches", r.prefetch_batches, where, "must be in [0, 64] (batches held in memory ahead of training)");
 
     if (!(r.scale[0] > 0 && r.scale[0] <= r.scale[1] && r.scale[1] <= 1))
         recipe_range_error("scale", "[" + detail::value_text(r.scale[0]) + ", " + detail::value_text(r.scale[1]) + "]", where,

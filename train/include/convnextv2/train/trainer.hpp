@@ -228,6 +228,8 @@ public:
         lo.shuffle = r_.shuffle;
         lo.drop_remainder = r_.drop_remainder;
         lo.train = true;
+        lo.aug_repeats = r_.aug_repeats;
+        lo.repeat_group = r_.batch_size;  // copies fill consecutive global batches: different ranks, same order for any world
         batch_loader loader(*train_set_, lo, st.epochs_done);
         const index_t micro_per_epoch = loader.num_batches();
         const index_t micro_per_step = static_cast<index_t>(r_.update_freq) * world_;
@@ -252,6 +254,15 @@ public:
         for (std::int64_t epoch = st.epochs_done; epoch < r_.epoch_size; ++epoch) {
             if (o_.stop_after_epochs >= 0 && epoch >= o_.stop_after_epochs) break;
             loader.set_epoch(epoch);
+            // This rank's batches in the order the loop below takes them, prepared in the background.
+            std::unique_ptr<batch_prefetcher> prefetch;
+            if (r_.prefetch_batches > 0) {
+                std::vector<index_t> mine;
+                for (index_t s = 0; s < steps_per_epoch; ++s)
+                    for (int u = 0; u < r_.update_freq; ++u) mine.push_back(s * micro_per_step + static_cast<index_t>(u) * world_ + rank_);
+                prefetch = std::make_unique<batch_prefetcher>(loader, std::move(mine), r_.prefetch_batches);
+            }
+            double data_wait = 0, epoch_step_seconds = 0;  // seconds waiting for batches / in steps
             auto e0 = std::chrono::steady_clock::now();
             double loss_sum = 0, lr = 0;
             index_t loss_count = 0;
@@ -264,7 +275,10 @@ public:
                 for (int u = 0; u < r_.update_freq; ++u) {
                     const index_t micro = static_cast<index_t>(u) * world_ + rank_;  // index within the global step
                     const index_t b = s * micro_per_step + micro;  // global batch index in the epoch
-                    loader.load(b, x, labels);
+                    const auto w0 = std::chrono::steady_clock::now();
+                    if (prefetch) CONVNEXTV2_CHECK(prefetch->next(x, labels) == b, "trainer: prefetched batch out of order");
+                    else loader.load(b, x, labels);
+                    data_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
                     const index_t n = x.dim(0);
                     if (fused) model_->zero_grad();
                     model_->set_step(static_cast<std::uint64_t>(st.global_step) * static_cast<std::uint64_t>(micro_per_step) +
@@ -319,6 +333,7 @@ public:
                 ++loss_count;
                 double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
                 step_seconds_total += dt;
+                epoch_step_seconds += dt;
                 ++steps_timed;
                 images_total += static_cast<index_t>(r_.batch_size) * micro_per_step;
                 const double ips = images_total / std::max(step_seconds_total, 1e-9);
@@ -340,7 +355,8 @@ public:
                                {"train_loss", loss_sum / static_cast<double>(std::max<index_t>(loss_count, 1))},
                                {"lr", lr},
                                {"epoch_seconds", epoch_seconds},
-                               {"train_images_per_s", epoch_images / std::max(epoch_seconds, 1e-9)}};
+                               {"train_images_per_s", epoch_images / std::max(epoch_seconds, 1e-9)},
+                               {"data_wait_fraction", data_wait / std::max(epoch_step_seconds, 1e-9)}};  // rank 0's
             if (auto* f = dynamic_cast<const image_folder_dataset*>(train_set_.get())) row["skipped_images"] = f->skipped_count();
             if (val_set_ && (r_.val_interval <= 1 || (epoch + 1) % r_.val_interval == 0 || epoch + 1 == r_.epoch_size)) {
                 eval_result ev = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get());
@@ -356,10 +372,13 @@ public:
                     row["ema_val_loss"] = ee.loss;
                 }
                 if (o_.verbose)
-                    std::fprintf(stderr, "epoch %ld: train loss %.4f  val loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s  (%.0f s)\n",
+                    std::fprintf(stderr, "epoch %ld: train loss %.4f  val loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s  data wait %.1f%%  (%.0f s)\n",
                                  (long)(epoch + 1), row["train_loss"].get<double>(), ev.loss, ev.top1, ev.top5,
                                  ema_ ? ("  EMA top-1 " + std::to_string(row["ema_val_top1"].get<double>()) + "%").c_str() : "",
-                                 epoch_seconds);
+                                 100.0 * row["data_wait_fraction"].get<double>(), epoch_seconds);
+            } else if (o_.verbose) {
+                std::fprintf(stderr, "epoch %ld: train loss %.4f  data wait %.1f%%  (%.0f s)\n", (long)(epoch + 1),
+                             row["train_loss"].get<double>(), 100.0 * row["data_wait_fraction"].get<double>(), epoch_seconds);
             }
             st.history.push_back(row);
             st.epochs_done = epoch + 1;
