@@ -6,9 +6,8 @@
 #include <convnextv2/core/allocator.hpp>
 #include <convnextv2/core/parallel.hpp>
 #include <convnextv2/train/trainer.hpp>
-#ifdef CONVNEXTV2_WITH_MPI
-#include <convnextv2/train/mpi_communicator.hpp>
-#endif
+
+#include "program_setup.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -36,59 +35,21 @@ int main(int argc, char** argv)
     app.allow_extras();  // any other --key value pair overrides the recipe key of that name
     CLI11_PARSE(app, argc, argv);
     keep_freed_memory();
-#ifdef CONVNEXTV2_WITH_MPI
-    std::unique_ptr<train::mpi_session> mpi;
-#endif
-    int rank = 0;
-    bool distributed = false;
-
+    programs::program_env env;
     try {
-        recipe r = load_recipe(config);
-        std::vector<std::string> extra = app.remaining();
-        for (std::size_t i = 0; i < extra.size(); ++i) {
-            std::string k = extra[i], v;
-            CONVNEXTV2_CHECK(k.rfind("--", 0) == 0, "unexpected argument '", k, "' (recipe overrides are --key value)");
-            if (auto eq = k.find('='); eq != std::string::npos) {
-                v = k.substr(eq + 1);
-                k = k.substr(0, eq);
-            } else {
-                CONVNEXTV2_CHECK(i + 1 < extra.size(), "option ", k, " needs a value");
-                v = extra[++i];
-            }
-            apply_override(r, k, v);
-        }
-        if (!data_dir.empty()) apply_override(r, "data_dir", data_dir);
-        if (seed >= 0) apply_override(r, "seed", std::to_string(seed));
-        if (threads >= 0) apply_override(r, "num_threads", std::to_string(threads));
-        if (!val_while_train.empty()) apply_override(r, "val_while_train", val_while_train);
-        if (!distribute.empty()) apply_override(r, "distribute", distribute);
-        if (!ckpt_path.empty()) apply_override(r, "ckpt_path", ckpt_path);
-        std::shared_ptr<train::communicator> comm;
-#ifdef CONVNEXTV2_WITH_MPI
-        if (r.distribute) {
-            mpi = std::make_unique<train::mpi_session>(&argc, &argv);
-            comm = std::make_shared<train::mpi_communicator>();
-            rank = comm->rank();
-            distributed = true;
-            // Threads per rank: --num_threads / the recipe's, else the cores shared by this machine's ranks.
-            const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-            if (r.num_threads == 0) r.num_threads = train::default_threads_per_rank(*comm);
-            if (r.num_threads * comm->local_size() > cores)
-                std::fprintf(stderr, "warning: rank %d: %d threads x %d ranks on this machine > %d cores (oversubscribed)\n", rank,
-                             r.num_threads, comm->local_size(), cores);
-            if (rank == 0)
-                std::fprintf(stderr, "distributed: %d ranks (%d on this machine), %d threads per rank\n", comm->size(),
-                             comm->local_size(), r.num_threads);
-        }
-#else
-        CONVNEXTV2_CHECK(!r.distribute, "--distribute true needs a build with CONVNEXTV2_WITH_MPI=ON (MPI data parallel)");
-#endif
-        if (rank == 0)
-            for (auto& note : recipe_notes(r)) std::fprintf(stderr, "note: %s\n", note.c_str());
-
+        programs::setup_program(env, config, app.remaining(),
+                                {{"data_dir", data_dir},
+                                 {"seed", seed >= 0 ? std::to_string(seed) : ""},
+                                 {"num_threads", threads >= 0 ? std::to_string(threads) : ""},
+                                 {"val_while_train", val_while_train},
+                                 {"distribute", distribute},
+                                 {"ckpt_path", ckpt_path}},
+                                &argc, &argv);
+        const recipe& r = env.r;
+        const int rank = env.rank;
         thread_limit limit(r.num_threads);
         train::train_options o;
-        o.comm = comm;
+        o.comm = env.comm;
         o.r = r;
         o.config_path = config;
         o.output_dir = output_dir;
@@ -102,15 +63,7 @@ int main(int argc, char** argv)
             std::printf("metrics: %s\nplot: %s/metrics.svg\n", t.metrics_path().c_str(), t.output_dir().c_str());
         }
         return 0;
-    } catch (const train::collective_error& e) {
-        // Every rank raised it together: rank 0 reports, all exit normally with status 1.
-        if (rank == 0) std::fprintf(stderr, "train: error: %s\n", e.what());
-        return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "train: error%s: %s\n", distributed ? (" (rank " + std::to_string(rank) + ")").c_str() : "", e.what());
-#ifdef CONVNEXTV2_WITH_MPI
-        if (distributed) train::mpi_session::abort(1);  // the other ranks would wait in a collective
-#endif
-        return 1;
+        return programs::report_failure(env, "train", e);
     }
 }

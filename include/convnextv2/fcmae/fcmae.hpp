@@ -113,10 +113,12 @@ public:
         return loss_;
     }
 
-    // Parameter gradients += ∂loss/∂θ of the last forward.
-    void backward()
+    // Parameter gradients += scale · ∂loss/∂θ of the last forward (scale: e.g. 1/accumulation steps).
+    void backward(double scale = 1.0)
     {
         const index_t D = cfg_.decoder_dim, L = dpred_.size() / cfg_.patch_dim();
+        if (scale != 1.0)
+            for (auto& v : dpred_) v = static_cast<T>(v * scale);
         dzd_.resize_like(zd_);
         dzd_.zero();
         pred_.backward(dpred_, &dzd_);

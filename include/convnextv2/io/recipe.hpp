@@ -97,6 +97,16 @@ struct recipe {
     bool ema = false;
     double ema_decay = 0.9999;
 
+    // ---- FCMAE pretraining (the pretrain program, SPEC §3)
+    double mask_ratio = 0.6;
+    int decoder_dim = 512;
+    int decoder_depth = 1;
+    bool norm_pix_loss = true;
+    std::string sparse_grn = "sample";       // sample (per-sample, = dense GRN) | batch (official MinkowskiGRN)
+    std::string encoder_mode = "sparse";     // sparse | dense_masked (the emulation, for comparisons)
+    int recon_interval = 0;                  // epochs between reconstruction PNGs; 0: only at the end
+    int recon_images = 8;                    // images in the reconstruction grid
+
     // ---- system / checkpoints / logging
     std::string amp_level = "O0";            // accepted; training always runs in fp32 (see recipe_notes)
     std::string loss_scale_type = "fixed";   // MindCV key, unused
@@ -164,6 +174,10 @@ inline const std::vector<recipe_field>& recipe_fields()
         CONVNEXTV2_RECIPE_FIELD(val_while_train, boolean), CONVNEXTV2_RECIPE_FIELD(val_interval, integer),
         CONVNEXTV2_RECIPE_FIELD(log_interval, integer),  CONVNEXTV2_RECIPE_FIELD(ckpt_save_dir, string),
         CONVNEXTV2_RECIPE_FIELD(keep_checkpoint_max, integer), CONVNEXTV2_RECIPE_FIELD(seed, integer64),
+        CONVNEXTV2_RECIPE_FIELD(mask_ratio, number),     CONVNEXTV2_RECIPE_FIELD(decoder_dim, integer),
+        CONVNEXTV2_RECIPE_FIELD(decoder_depth, integer), CONVNEXTV2_RECIPE_FIELD(norm_pix_loss, boolean),
+        CONVNEXTV2_RECIPE_FIELD(sparse_grn, string),     CONVNEXTV2_RECIPE_FIELD(encoder_mode, string),
+        CONVNEXTV2_RECIPE_FIELD(recon_interval, integer), CONVNEXTV2_RECIPE_FIELD(recon_images, integer),
     };
     return f;
 }
@@ -395,6 +409,36 @@ inline void validate_recipe(const recipe& r, const std::string& where)
         if (!(v >= lo && v < hi)) recipe_range_error(k, v, where, "must be in [" + detail::value_text(lo) + ", " + detail::value_text(hi) + ")");
     };
 
+    auto at_most = [&](const char* k, double v, double hi) {
+        if (!(v <= hi)) recipe_range_error(k, v, where, "must be <= " + detail::value_text(hi) + ", the sanity limit");
+    };
+    // Every number must be finite (">= 0" alone would let inf through from a program that sets fields).
+    for (const auto& f : detail::recipe_fields()) {
+        if (f.kind == detail::recipe_kind::number) {
+            const double v = *static_cast<double*>(f.member(const_cast<recipe&>(r)));
+            if (!std::isfinite(v)) recipe_range_error(f.name, v, where, "must be finite");
+        } else if (f.kind == detail::recipe_kind::pair) {
+            const auto& a = *static_cast<std::array<double, 2>*>(f.member(const_cast<recipe&>(r)));
+            if (!std::isfinite(a[0]) || !std::isfinite(a[1]))
+                recipe_range_error(f.name, "[" + detail::value_text(a[0]) + ", " + detail::value_text(a[1]) + "]", where, "must be finite");
+        }
+    }
+    // Sanity limits on everything that sizes an allocation, so a hostile or mistyped recipe is an
+    // error naming the key instead of a multi-terabyte allocation.
+    at_most("num_classes", r.num_classes, 1 << 20);
+    at_most("in_chans", r.in_chans, 1024);
+    at_most("image_resize", r.image_resize, 8192);
+    at_most("batch_size", r.batch_size, 1 << 16);
+    at_most("eval_batch_size", r.eval_batch_size, 1 << 16);
+    at_most("update_freq", r.update_freq, 1 << 16);
+    at_most("aug_repeats", r.aug_repeats, 64);
+    at_most("random_crop_padding", r.random_crop_padding, 8192);
+    at_most("epoch_size", r.epoch_size, 1 << 20);
+    at_most("num_threads", r.num_threads, 1 << 12);
+    at_most("num_parallel_workers", r.num_parallel_workers, 1 << 12);
+    for (int d : r.depths) at_most("depths", d, 1024);
+    for (int d : r.dims) at_most("dims", d, 1 << 16);
+
     const bool custom = !r.depths.empty() || !r.dims.empty();
     if (custom) {
         if (r.depths.size() != 4 || r.dims.size() != 4)
@@ -470,6 +514,17 @@ inline void validate_recipe(const recipe& r, const std::string& where)
     at_least("val_interval", r.val_interval, 1);
     at_least("log_interval", r.log_interval, 0);
     at_least("keep_checkpoint_max", r.keep_checkpoint_max, 0);
+
+    in_half_open("mask_ratio", r.mask_ratio, 0, 1);
+    at_least("decoder_dim", r.decoder_dim, 1);
+    at_most("decoder_dim", r.decoder_dim, 1 << 14);
+    at_least("decoder_depth", r.decoder_depth, 0);
+    at_most("decoder_depth", r.decoder_depth, 64);
+    check_choice("sparse_grn", r.sparse_grn, {"sample", "batch"}, where);
+    check_choice("encoder_mode", r.encoder_mode, {"sparse", "dense_masked"}, where);
+    at_least("recon_interval", r.recon_interval, 0);
+    at_least("recon_images", r.recon_images, 0);
+    at_most("recon_images", r.recon_images, 256);
 }
 
 // Reads a recipe object over the defaults; `where` (usually the file name) appears in errors.
@@ -495,7 +550,7 @@ inline recipe load_recipe(const std::string& path)
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(in, nullptr, true, /*ignore_comments=*/true);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
         throw error("recipe file '" + path + "' is not valid JSON: " + e.what());
     }
     return recipe_from_json(j, path);

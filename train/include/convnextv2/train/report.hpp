@@ -70,8 +70,9 @@ struct plot_series {
     std::vector<double> values;  // one per epoch; NaN = missing
 };
 
-// A two-panel SVG: training loss (left) and accuracy % (right) over epochs.
-inline std::string plot_svg(const std::string& title, const std::vector<plot_series>& loss, const std::vector<plot_series>& acc)
+// A two-panel SVG: training loss (left) and, by default, accuracy % (right) over epochs.
+inline std::string plot_svg(const std::string& title, const std::vector<plot_series>& loss, const std::vector<plot_series>& acc,
+                            const std::string& right_panel = "top-1 accuracy (%)")
 {
     const int W = 900, H = 360, pw = 380, ph = 250, top = 60, left1 = 60, left2 = 510;
     std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + std::to_string(W) + "' height='" + std::to_string(H) +
@@ -120,7 +121,7 @@ inline std::string plot_svg(const std::string& title, const std::vector<plot_ser
         }
     };
     panel(left1, "loss", loss);
-    panel(left2, "top-1 accuracy (%)", acc);
+    panel(left2, right_panel, acc);
     return s + "</svg>\n";
 }
 
