@@ -5,6 +5,7 @@
 
 #include <convnextv2/core/parallel.hpp>
 #include <convnextv2/train/mpi_communicator.hpp>
+#include <convnextv2/train/pretrainer.hpp>
 #include <convnextv2/train/trainer.hpp>
 #include <support/train_fixtures.hpp>
 
@@ -165,6 +166,43 @@ TEST_CASE("a recipe that differs between ranks is a collective error on every ra
     }
     world_comm->barrier();
     if (world_comm->rank() == 0) fs::remove_all(r.ckpt_save_dir);
+}
+
+TEST_CASE("FCMAE pretraining: 2 ranks equal 1 process with update_freq 2, bit for bit (masks, weights, val loss)", "[mpi][fcmae]")
+{
+    auto ds = std::make_shared<synthetic_set>(16);
+    recipe r = test::tiny_fcmae_recipe(shared_dir("fcmae"));
+    r.recon_images = 0;
+    auto po = [&](const recipe& rr, std::shared_ptr<train::communicator> comm) {
+        train::pretrain_options o;
+        o.r = rr;
+        o.verbose = false;
+        o.train_set = ds;
+        o.val_set = ds;
+        o.comm = std::move(comm);
+        return o;
+    };
+    train::pretrainer<sparse_sites> dist(po(r, world_comm));
+    auto s = dist.run();
+    std::vector<float> w;
+    for (auto& p : dist.model().params()) w.insert(w.end(), p.value->begin(), p.value->end());
+    CHECK(same_on_all_ranks(w));
+    if (world_comm->rank() == 0) {
+        recipe r1 = test::tiny_fcmae_recipe(r.ckpt_save_dir + "_single");
+        r1.recon_images = 0;
+        r1.update_freq = 2;
+        train::pretrainer<sparse_sites> single(po(r1, nullptr));
+        auto s1 = single.run();
+        std::vector<float> w1;
+        for (auto& p : single.model().params()) w1.insert(w1.end(), p.value->begin(), p.value->end());
+        CHECK(w1 == w);
+        CHECK(s1.train_loss == s.train_loss);
+        CHECK(s1.val_loss == s.val_loss);
+        CHECK(fs::exists(s.encoder_path));
+        fs::remove_all(r1.ckpt_save_dir);
+        fs::remove_all(r.ckpt_save_dir);
+    }
+    world_comm->barrier();
 }
 
 int main(int argc, char** argv)

@@ -82,4 +82,22 @@ inline recipe tiny_recipe(const std::string& dir)
     return r;
 }
 
+// tiny_recipe's model for FCMAE pretraining: a 1x1 stem gives patch 8, so 32x32 images have a
+// 4x4 mask grid (6 of 16 patches visible); no drop path, EMA or layer decay (as main_pretrain).
+inline recipe tiny_fcmae_recipe(const std::string& dir)
+{
+    recipe r = tiny_recipe(dir);
+    r.stem_kernel = 1;
+    r.drop_path_rate = 0;
+    r.layer_decay = 1.0;
+    r.ema = false;
+    r.lr = 2e-3;
+    r.beta2 = 0.95;
+    r.decoder_dim = 8;
+    r.decoder_depth = 1;
+    r.recon_interval = 2;
+    r.recon_images = 3;
+    return r;
+}
+
 } // namespace test

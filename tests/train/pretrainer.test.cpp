@@ -13,23 +13,7 @@ using test::synthetic_set;
 
 namespace {
 
-// tiny_recipe's model with a 1x1 stem: patch 8, so 32x32 images give a 4x4 mask grid.
-recipe fcmae_recipe(const std::string& dir)
-{
-    recipe r = test::tiny_recipe(dir);
-    r.stem_kernel = 1;
-    r.drop_path_rate = 0;
-    r.layer_decay = 1.0;
-    r.ema = false;
-    r.epoch_size = 3;
-    r.lr = 2e-3;
-    r.beta2 = 0.95;
-    r.decoder_dim = 8;
-    r.decoder_depth = 1;
-    r.recon_interval = 2;
-    r.recon_images = 3;
-    return r;
-}
+recipe fcmae_recipe(const std::string& dir) { return test::tiny_fcmae_recipe(dir); }
 
 train::pretrain_options options(const recipe& r, std::shared_ptr<const dataset> ds)
 {
