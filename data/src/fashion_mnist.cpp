@@ -100,13 +100,22 @@ idx_array read_idx(const std::string& path, std::uint32_t expected_magic)
         const index_t d = be32(&dimbuf[static_cast<std::size_t>(4 * i)]);
         if (d == 0) throw error("IDX file '" + path + "': dimension " + std::to_string(i) + " is zero");
         a.dims.push_back(d);
+        if (d > (index_t{1} << 34) / n) throw error("IDX file '" + path + "': implausible dimensions " + dims_text(a.dims));
         n *= d;
-        if (n > (index_t{1} << 34)) throw error("IDX file '" + path + "': implausible dimensions " + dims_text(a.dims));
     }
     const index_t expected_total = static_cast<index_t>(header_bytes) + n;
-    a.data.resize(static_cast<std::size_t>(n));
-    got = gz_read_all(f.get(), a.data.data(), a.data.size(), err);
-    if (got < a.data.size()) {
+    // The header's size is only a claim: grow the buffer as data actually arrives (a 16-byte
+    // file claiming 2^34 bytes must not allocate them), in steps of at most 64 MiB.
+    got = 0;
+    while (got < static_cast<std::size_t>(n)) {
+        const std::size_t want = std::min<std::size_t>(static_cast<std::size_t>(n) - got, std::max<std::size_t>(got, std::size_t{1} << 20));
+        a.data.resize(got + std::min<std::size_t>(want, std::size_t{64} << 20));
+        const std::size_t r = gz_read_all(f.get(), a.data.data() + got, a.data.size() - got, err);
+        got += r;
+        if (got < a.data.size()) break;
+    }
+    a.data.resize(got);
+    if (got < static_cast<std::size_t>(n)) {
         std::ostringstream os;
         os << "IDX file '" << path << "' is truncated: its header says " << dims_text(a.dims) << ", so the "
            << (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0 ? "decompressed " : "") << "size should be "

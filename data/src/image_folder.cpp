@@ -7,6 +7,7 @@
 #include <turbojpeg.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -54,6 +55,31 @@ tjhandle decompressor()
     detail::throw_error("", name, what, msg, ")");
 }
 
+std::atomic<std::int64_t>& max_pixels_slot()
+{
+    static std::atomic<std::int64_t> n{178956970};
+    return n;
+}
+
+// Dimensions from a header, checked before anything is allocated for them.
+void check_dimensions(std::int64_t width, std::int64_t height, const std::string& name, const char* kind)
+{
+    if (width <= 0 || height <= 0) detail::throw_error("", name, ": ", kind, " header has invalid dimensions ", width, "x", height);
+    if (width * height > max_image_pixels())
+        detail::throw_error("", name, ": ", kind, " is ", width, "x", height, " = ", width * height, " pixels, more than the limit of ",
+                            max_image_pixels(), " (set_max_image_pixels; decompression bomb?)");
+}
+
+// A PNG's pixel rows are deflate-compressed: at 1 bit per pixel (the least any PNG stores) and
+// deflate's maximal 1032:1 ratio, width x height needs at least this many file bytes.
+void check_png_size(std::int64_t width, std::int64_t height, std::size_t file_bytes, const std::string& name)
+{
+    const std::int64_t raw_min = height * (1 + (width + 7) / 8);
+    if (raw_min > 1032 * static_cast<std::int64_t>(file_bytes) + 4096)
+        detail::throw_error("", name, ": PNG header says ", width, "x", height, ", which cannot be stored in ", file_bytes,
+                            " bytes (truncated or corrupt)");
+}
+
 bool is_jpeg(const std::vector<std::uint8_t>& b) { return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
 bool is_png(const std::vector<std::uint8_t>& b) { return b.size() >= 8 && png_sig_cmp(b.data(), 0, 8) == 0; }
 
@@ -75,6 +101,7 @@ image_u8 decode_jpeg(const std::vector<std::uint8_t>& bytes, const std::string& 
     int w = 0, hgt = 0, subsamp = 0, colorspace = 0;
     if (tjDecompressHeader3(h, bytes.data(), static_cast<unsigned long>(bytes.size()), &w, &hgt, &subsamp, &colorspace) != 0)
         jpeg_fail(name, ": not a readable JPEG (");
+    check_dimensions(w, hgt, name, "JPEG");
     // The smallest scaling factor that still keeps the image at least 1/max_downscale of its size.
     tjscalingfactor sf{1, 1};
     if (max_downscale > 1) {
@@ -89,7 +116,7 @@ image_u8 decode_jpeg(const std::vector<std::uint8_t>& bytes, const std::string& 
     const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
     std::vector<std::uint8_t> buf(static_cast<std::size_t>(sw) * static_cast<std::size_t>(sh) * (cmyk ? 4 : 3));
     int rc = tjDecompress2(h, bytes.data(), static_cast<unsigned long>(bytes.size()), buf.data(), sw, 0, sh,
-                           cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_ACCURATEDCT);
+                           cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS);
     if (rc != 0) {
         // Warnings (e.g. extraneous bytes) are tolerated; a truncated stream is not.
         const std::string msg = tjGetErrorStr2(h);
@@ -118,6 +145,13 @@ image_u8 decode_png(const std::vector<std::uint8_t>& bytes, const std::string& n
     pi.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&pi, bytes.data(), bytes.size()))
         detail::throw_error("", name, ": not a readable PNG (", pi.message, ")");
+    try {
+        check_dimensions(pi.width, pi.height, name, "PNG");
+        check_png_size(pi.width, pi.height, bytes.size(), name);
+    } catch (...) {
+        png_image_free(&pi);
+        throw;
+    }
     pi.format = PNG_FORMAT_RGBA;  // then drop alpha, like PIL convert("RGB")
     std::vector<std::uint8_t> rgba(PNG_IMAGE_SIZE(pi));
     if (!png_image_finish_read(&pi, nullptr, rgba.data(), 0, nullptr)) {
@@ -135,12 +169,22 @@ image_u8 decode_png(const std::vector<std::uint8_t>& bytes, const std::string& n
 
 } // namespace
 
+std::int64_t max_image_pixels() { return max_pixels_slot().load(); }
+void set_max_image_pixels(std::int64_t pixels)
+{
+    CONVNEXTV2_CHECK(pixels >= 1, "set_max_image_pixels: must be >= 1, got ", pixels);
+    max_pixels_slot().store(pixels);
+}
+
 std::vector<std::uint8_t> read_file_bytes(const std::string& path)
 {
     std::ifstream in(path, std::ios::binary);
     CONVNEXTV2_CHECK(in.good(), path, ": cannot open");
     in.seekg(0, std::ios::end);
-    const auto n = static_cast<std::size_t>(in.tellg());
+    const std::streamoff end = in.tellg();
+    CONVNEXTV2_CHECK(end >= 0, path, ": cannot determine the file size (not a regular file?)");
+    CONVNEXTV2_CHECK(end <= (std::streamoff{1} << 30), path, ": ", end, " bytes is larger than the 1 GiB limit for one image file");
+    const auto n = static_cast<std::size_t>(end);
     in.seekg(0);
     std::vector<std::uint8_t> b(n);
     in.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(n));
@@ -155,6 +199,7 @@ std::array<int, 2> read_image_size(const std::vector<std::uint8_t>& bytes, const
         int w = 0, hgt = 0, ss = 0, cs = 0;
         if (tjDecompressHeader3(h, bytes.data(), static_cast<unsigned long>(bytes.size()), &w, &hgt, &ss, &cs) != 0)
             jpeg_fail(name, ": not a readable JPEG (");
+        check_dimensions(w, hgt, name, "JPEG");
         return {hgt, w};
     }
     if (is_png(bytes)) {
@@ -163,9 +208,11 @@ std::array<int, 2> read_image_size(const std::vector<std::uint8_t>& bytes, const
         pi.version = PNG_IMAGE_VERSION;
         if (!png_image_begin_read_from_memory(&pi, bytes.data(), bytes.size()))
             detail::throw_error("", name, ": not a readable PNG (", pi.message, ")");
-        std::array<int, 2> s{static_cast<int>(pi.height), static_cast<int>(pi.width)};
+        const std::int64_t w = pi.width, h = pi.height;
         png_image_free(&pi);
-        return s;
+        check_dimensions(w, h, name, "PNG");
+        check_png_size(w, h, bytes.size(), name);
+        return {static_cast<int>(h), static_cast<int>(w)};
     }
     detail::throw_error("", name, ": not a JPEG or PNG file (unrecognised signature)");
 }

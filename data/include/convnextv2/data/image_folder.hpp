@@ -29,6 +29,13 @@
 
 namespace convnextv2 {
 
+// Decoders and read_image_size() refuse images with more pixels than this, before allocating
+// (default 178,956,970 = 2 x Pillow's MAX_IMAGE_PIXELS, where Pillow itself raises). A PNG
+// whose dimensions cannot fit in its compressed size (deflate expands at most 1032:1) is
+// rejected too. Process-wide; tests and fuzzers lower it.
+std::int64_t max_image_pixels();
+void set_max_image_pixels(std::int64_t pixels);
+
 // Size of an encoded JPEG/PNG without decoding it; throws on anything else.
 std::array<int, 2> read_image_size(const std::vector<std::uint8_t>& bytes, const std::string& name);  // {h, w}
 

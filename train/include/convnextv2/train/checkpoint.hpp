@@ -87,12 +87,37 @@ checkpoint_state load_checkpoint(const std::string& path, param_list<T>& params,
         tensor_of("optim.exp_avg_sq." + p.name, p, v[p.name]);
     }
     checkpoint_state st;
+    // A whole decimal number in [0, 2^53] (no sign, no trailing text, no overflow).
+    auto count = [&](const char* key) {
+        auto it = f.metadata.find(key);
+        CONVNEXTV2_CHECK(it != f.metadata.end(), path, ": corrupt checkpoint metadata (no '", key, "')");
+        const std::string& t = it->second;
+        std::int64_t x = 0;
+        bool ok = !t.empty() && t.size() <= 16;
+        for (char c : t) {
+            ok = ok && c >= '0' && c <= '9';
+            if (ok) x = x * 10 + (c - '0');
+        }
+        CONVNEXTV2_CHECK(ok && x <= (std::int64_t{1} << 53), path, ": corrupt checkpoint metadata ('", key, "' = '", t.substr(0, 40),
+                         "' is not a count)");
+        return x;
+    };
+    st.epochs_done = count("epochs_done");
+    st.global_step = count("global_step");
+    const std::int64_t adam_step = count("adamw_step");
     try {
-        st.epochs_done = std::stoll(f.metadata.at("epochs_done"));
-        st.global_step = std::stoll(f.metadata.at("global_step"));
-        std::int64_t adam_step = std::stoll(f.metadata.at("adamw_step"));
         st.recipe = nlohmann::json::parse(f.metadata.at("recipe"));
         st.history = nlohmann::json::parse(f.metadata.at("history"));
+        CONVNEXTV2_CHECK(st.recipe.is_object(), path, ": corrupt checkpoint metadata ('recipe' is not a JSON object)");
+        CONVNEXTV2_CHECK(st.history.is_array() && st.history.size() <= static_cast<std::size_t>(st.epochs_done), path,
+                         ": corrupt checkpoint metadata ('history' is not an array of at most epochs_done = ", st.epochs_done,
+                         " rows)");
+        for (const auto& row : st.history) {
+            CONVNEXTV2_CHECK(row.is_object(), path, ": corrupt checkpoint metadata ('history' rows must be objects)");
+            for (const auto& kv : row.items())
+                CONVNEXTV2_CHECK(kv.value().is_number() || kv.value().is_null(), path, ": corrupt checkpoint metadata (history value '",
+                                 kv.key(), "' is not a number)");
+        }
         opt.load_state(adam_step, m, v);
     } catch (const convnextv2::error&) {
         throw;

@@ -483,7 +483,7 @@ private:
         plot_series train{"train loss", "#1f77b4", {}}, val{"val loss", "#ff7f0e", {}};
         plot_series top1{"val top-1", "#2ca02c", {}}, ema1{"EMA val top-1", "#d62728", {}};
         for (auto& row : history) {
-            auto num = [&](const char* k) { return row.contains(k) ? row[k].get<double>() : NAN; };
+            auto num = [&](const char* k) { return row.contains(k) && row[k].is_number() ? row[k].get<double>() : NAN; };
             train.values.push_back(num("train_loss"));
             val.values.push_back(num("val_loss"));
             top1.values.push_back(num("val_top1"));
