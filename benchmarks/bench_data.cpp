@@ -1,7 +1,9 @@
 // Data pipeline throughput per core at 224: decode (TurboJPEG) + RandomResizedCrop + flip +
 // normalise + random erasing (train) and decode + resize 256 + centre crop (eval), on 500×375
 // JPEGs (ImageNet's typical size) synthesised and encoded with TurboJPEG at start-up.
-// Also the batch_loader rate with all cores. Reported as items_per_second.
+// The same with RandAugment (rand-m9-mstd0.5-inc1, timm's order: after crop + flip), and
+// RandAugment alone on 224x224 images. Also the batch_loader rate with all cores. Reported as
+// items_per_second.
 #include <convnextv2/data/image_folder.hpp>
 
 #include <benchmark/benchmark.h>
@@ -65,18 +67,19 @@ const folder& data()
     return f;
 }
 
-image_folder_options options(bool dct)
+image_folder_options options(bool dct, bool randaug = false)
 {
     image_folder_options o;
     o.root = data().root;
     o.image_size = 224;
     o.dct_scaling = dct;
+    if (randaug) o.auto_augment = "rand-m9-mstd0.5-inc1";
     return o;
 }
 
 void BM_decode_augment_train(benchmark::State& state)
 {
-    image_folder_dataset ds(options(state.range(0) != 0));
+    image_folder_dataset ds(options(state.range(0) != 0, state.range(1) != 0));
     std::vector<float> out(224 * 224 * 3);
     int lab;
     index_t i = 0;
@@ -89,7 +92,37 @@ void BM_decode_augment_train(benchmark::State& state)
     state.SetItemsProcessed(state.iterations());
     state.counters["jpeg_kB"] = data().mean_bytes / 1024;
 }
-BENCHMARK(BM_decode_augment_train)->Arg(1)->Arg(0)->ArgName("dct")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_decode_augment_train)->Args({1, 0})->Args({0, 0})->Args({1, 1})->ArgNames({"dct", "randaug"})->Unit(benchmark::kMillisecond);
+
+// RandAugment alone on 224x224 crops (2 ops, p 0.5 each: on average one op per image).
+void BM_rand_augment_224(benchmark::State& state)
+{
+    const rand_augment_policy p = parse_rand_augment("rand-m9-mstd0.5-inc1");
+    const image_u8 img = resize(photo_like(375, 500, 1), 224, 224);
+    std::uint64_t k = 0;
+    for (auto _ : state) {
+        image_u8 x = img;
+        counter_rng rng(7, k++);
+        rand_augment(x, p, rng);
+        benchmark::DoNotOptimize(x.pixels.data());
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_rand_augment_224)->Unit(benchmark::kMillisecond);
+
+// Each of the 15 ops alone at magnitude 9 on a 224x224 image (bicubic for the geometric ones).
+void BM_rand_augment_op(benchmark::State& state)
+{
+    const std::string op = rand_augment_ops(true)[static_cast<std::size_t>(state.range(0))];
+    const image_u8 img = resize(photo_like(375, 500, 1), 224, 224);
+    for (auto _ : state) {
+        image_u8 x = apply_op(op, img, 9, state.iterations() % 2 == 1);
+        benchmark::DoNotOptimize(x.pixels.data());
+    }
+    state.SetLabel(op);
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_rand_augment_op)->DenseRange(0, 14)->Unit(benchmark::kMillisecond);
 
 void BM_decode_eval(benchmark::State& state)
 {
@@ -123,21 +156,23 @@ void BM_decode_only(benchmark::State& state)
 }
 BENCHMARK(BM_decode_only)->Unit(benchmark::kMillisecond);
 
-// Whole batches of 32 with every core (batch_loader's parallel_for).
+// Whole batches of 32 with every core (batch_loader's parallel_for), a new epoch each time.
 void BM_batch_loader_all_cores(benchmark::State& state)
 {
-    image_folder_dataset ds(options(true));
+    image_folder_dataset ds(options(true, state.range(0) != 0));
     batch_loader_options lo;
     lo.batch_size = 32;
     batch_loader loader(ds, lo, 0);
     tensor<float> x;
     std::vector<int> labels;
+    std::int64_t epoch = 0;
     for (auto _ : state) {
+        loader.set_epoch(epoch++);  // fresh crops and ops every time (one batch = the whole split)
         loader.load(0, x, labels);
         benchmark::DoNotOptimize(x.data());
     }
     state.SetItemsProcessed(state.iterations() * 32);
 }
-BENCHMARK(BM_batch_loader_all_cores)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_batch_loader_all_cores)->Arg(0)->Arg(1)->ArgName("randaug")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 } // namespace
