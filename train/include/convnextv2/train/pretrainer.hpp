@@ -157,6 +157,15 @@ public:
         for (std::int64_t epoch = st.epochs_done; epoch < r_.epoch_size; ++epoch) {
             if (o_.stop_after_epochs >= 0 && epoch >= o_.stop_after_epochs) break;
             loader.set_epoch(epoch);
+            // This rank's batches in loop order, prepared in the background (as in the trainer).
+            std::unique_ptr<batch_prefetcher> prefetch;
+            if (r_.prefetch_batches > 0) {
+                std::vector<index_t> mine;
+                for (index_t s = 0; s < steps_per_epoch; ++s)
+                    for (int u = 0; u < r_.update_freq; ++u) mine.push_back(s * micro_per_step + static_cast<index_t>(u) * world_ + rank_);
+                prefetch = std::make_unique<batch_prefetcher>(loader, std::move(mine), r_.prefetch_batches);
+            }
+            double data_wait = 0;
             auto e0 = std::chrono::steady_clock::now();
             double loss_sum = 0, lr = 0;
             index_t loss_count = 0;
@@ -167,7 +176,11 @@ public:
                 double step_loss = 0;
                 for (int u = 0; u < r_.update_freq; ++u) {
                     const index_t micro = static_cast<index_t>(u) * world_ + rank_;
-                    loader.load(s * micro_per_step + micro, x, labels);
+                    const index_t b = s * micro_per_step + micro;
+                    const auto w0 = std::chrono::steady_clock::now();
+                    if (prefetch) CONVNEXTV2_CHECK(prefetch->next(x, labels) == b, "pretrainer: prefetched batch out of order");
+                    else loader.load(b, x, labels);
+                    data_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
                     if (fused) model_->zero_grad();
                     const std::uint64_t key =
                         static_cast<std::uint64_t>(st.global_step) * static_cast<std::uint64_t>(micro_per_step) + static_cast<std::uint64_t>(micro);
@@ -214,6 +227,7 @@ public:
                                {"train_loss", loss_sum / static_cast<double>(std::max<index_t>(loss_count, 1))},
                                {"lr", lr},
                                {"epoch_seconds", epoch_seconds},
+                               {"data_wait_fraction", data_wait / std::max(epoch_seconds, 1e-9)},  // rank 0's
                                {"train_images_per_s", static_cast<double>(steps_per_epoch * r_.batch_size * micro_per_step) /
                                                           std::max(epoch_seconds, 1e-9)}};
             if (val_set_ && (r_.val_interval <= 1 || (epoch + 1) % r_.val_interval == 0 || epoch + 1 == r_.epoch_size)) {
