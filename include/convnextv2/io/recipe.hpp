@@ -121,6 +121,7 @@ struct recipe {
     std::string ckpt_save_dir = "./ckpt";
     int keep_checkpoint_max = 10;
     std::int64_t seed = 0;
+    bool check_finite = true;                // on a NaN/Inf loss, re-run the batch to name the first non-finite layer
 };
 
 namespace detail {
@@ -174,6 +175,7 @@ inline const std::vector<recipe_field>& recipe_fields()
         CONVNEXTV2_RECIPE_FIELD(val_while_train, boolean), CONVNEXTV2_RECIPE_FIELD(val_interval, integer),
         CONVNEXTV2_RECIPE_FIELD(log_interval, integer),  CONVNEXTV2_RECIPE_FIELD(ckpt_save_dir, string),
         CONVNEXTV2_RECIPE_FIELD(keep_checkpoint_max, integer), CONVNEXTV2_RECIPE_FIELD(seed, integer64),
+        CONVNEXTV2_RECIPE_FIELD(check_finite, boolean),
         CONVNEXTV2_RECIPE_FIELD(mask_ratio, number),     CONVNEXTV2_RECIPE_FIELD(decoder_dim, integer),
         CONVNEXTV2_RECIPE_FIELD(decoder_depth, integer), CONVNEXTV2_RECIPE_FIELD(norm_pix_loss, boolean),
         CONVNEXTV2_RECIPE_FIELD(sparse_grn, string),     CONVNEXTV2_RECIPE_FIELD(encoder_mode, string),

@@ -8,7 +8,9 @@
 #pragma once
 #include "checkpoint.hpp"
 #include "communicator.hpp"
+#include "finite_check.hpp"
 #include "report.hpp"
+#include "run_support.hpp"
 
 #include <convnextv2/data/dataset.hpp>
 #include <convnextv2/data/fashion_mnist.hpp>
@@ -177,13 +179,7 @@ public:
         world_ = comm_->size();
         o_.verbose = o_.verbose && rank_ == 0;
         if (o_.output_dir.empty()) o_.output_dir = r_.ckpt_save_dir;
-        if (rank_ == 0) {
-            std::error_code ec;
-            std::filesystem::create_directories(o_.output_dir, ec);
-            CONVNEXTV2_CHECK(!ec && std::filesystem::is_directory(o_.output_dir), o_.output_dir,
-                             ": cannot create the output directory (", ec.message(), ")");
-            probe_writable(o_.output_dir);
-        }
+        if (rank_ == 0) prepare_output_dir(o_.output_dir);
 
         train_set_ = o_.train_set ? o_.train_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, true));
         if (r_.val_while_train)
@@ -195,9 +191,9 @@ public:
 
         cfg_ = model_config_of(r_);
         model_ = std::make_unique<convnextv2_model<float>>(cfg_, static_cast<std::uint64_t>(r_.seed));
-        if (world_ > 1) check_same_config();
+        if (world_ > 1) check_same_config(*comm_, r_, model_->params(), *train_set_, val_set_.get());
         if (!r_.ckpt_path.empty() && rank_ == 0) load_initial_weights(r_.ckpt_path);
-        if (world_ > 1) broadcast_weights();
+        if (world_ > 1) broadcast_params(model_->params(), *comm_);
         acc_.assign(static_cast<std::size_t>(model_->num_params()) + 1, 0.f);  // + 1: non-finite loss count
         auto groups = make_param_groups(model_->params(), r_.filter_bias_and_bn, r_.layer_decay, cfg_.depths, r_.layer_decay_type);
         adamw_options ao;
@@ -300,14 +296,16 @@ public:
                     if (!std::isfinite(loss)) {
                         progress.finish_line();
                         auto last = list_checkpoints(o_.output_dir, cfg_.name);
+                        // check_finite: the same batch again, layer by layer, to name where it starts.
+                        const std::string where = r_.check_finite ? locate_non_finite(*model_, x).text() : std::string();
                         detail::throw_error("", "loss is ", loss, " at epoch ", epoch + 1, ", step ", s + 1, " (global step ",
-                                            st.global_step + 1, "); training stopped. The last good checkpoint is ",
+                                            st.global_step + 1, ")", where, "; training stopped. The last good checkpoint is ",
                                             last.empty() ? std::string("(none written yet)") : last.back().second);
                     }
                     if (micro_per_step > 1)
                         for (auto& g : dlogits) g /= static_cast<float>(micro_per_step);
                     model_->backward(dlogits);
-                    if (fused) accumulate_grads();
+                    if (fused) accumulate_grads(model_->params(), acc_);
                     step_loss += loss / r_.update_freq;
                     epoch_images += n;
                 }
@@ -322,7 +320,7 @@ public:
                                                "); training stopped. The last good checkpoint is " +
                                                (last.empty() ? std::string("(none written yet)") : last.back().second));
                     }
-                    grads_from_acc();
+                    grads_from_acc(model_->params(), acc_);
                 }
                 const double e = static_cast<double>(epoch) + static_cast<double>(s) / static_cast<double>(steps_per_epoch);
                 lr = recipe_lr(r_, e);
@@ -411,15 +409,6 @@ public:
     std::string metrics_path() const { return (std::filesystem::path(o_.output_dir) / "metrics.jsonl").string(); }
 
 private:
-    static void probe_writable(const std::string& dir)
-    {
-        std::string probe = (std::filesystem::path(dir) / ".write_test").string();
-        std::FILE* f = std::fopen(probe.c_str(), "wb");
-        CONVNEXTV2_CHECK(f != nullptr, dir, ": output directory is not writable");
-        std::fclose(f);
-        std::remove(probe.c_str());
-    }
-
     void load_initial_weights(const std::string& path)
     {
         io::load_options lo;
@@ -446,21 +435,12 @@ private:
 
     checkpoint_state resume_from(const std::string& what)
     {
-        std::string path = what;
-        if (what == "auto") {
-            std::vector<std::pair<std::int64_t, std::string>> all;
-            std::string latest;
-            if (rank_ == 0) all = list_checkpoints(o_.output_dir, cfg_.name);
-            if (!all.empty()) latest = all.back().second;
-            comm_->broadcast(latest, 0);  // every rank loads the file rank 0 picked
-            if (rank_ != 0 && !latest.empty()) all.emplace_back(0, latest);
-            if (all.empty()) {
-                if (o_.verbose) std::fprintf(stderr, "resume auto: no checkpoint in %s, starting fresh\n", o_.output_dir.c_str());
-                checkpoint_state st;
-                st.recipe = to_json(r_);
-                return st;
-            }
-            path = all.back().second;
+        const std::string path = resume_path(what, o_.output_dir, cfg_.name, *comm_);
+        if (path.empty()) {
+            if (o_.verbose) std::fprintf(stderr, "resume auto: no checkpoint in %s, starting fresh\n", o_.output_dir.c_str());
+            checkpoint_state st;
+            st.recipe = to_json(r_);
+            return st;
         }
         checkpoint_state st = load_checkpoint(path, model_->params(), *opt_, ema_.get());
         if (o_.verbose)
@@ -493,71 +473,6 @@ private:
         if (ema_) acc.push_back(ema1);
         write_text_atomic((std::filesystem::path(o_.output_dir) / "metrics.svg").string(),
                           plot_svg(cfg_.name + " on " + r_.dataset, {train, val}, acc));
-    }
-
-    // acc_ += this micro-batch's parameter gradients (fused buffer, params in order).
-    void accumulate_grads()
-    {
-        float* a = acc_.data();
-        for (auto& p : model_->params()) {
-            const float* g = p.grad->data();
-            const index_t n = p.grad->size();
-            for (index_t i = 0; i < n; ++i) a[i] += g[i];
-            a += n;
-        }
-    }
-    void grads_from_acc()
-    {
-        const float* a = acc_.data();
-        for (auto& p : model_->params()) {
-            std::copy(a, a + p.grad->size(), p.grad->begin());
-            a += p.grad->size();
-        }
-    }
-
-    void broadcast_weights()
-    {
-        std::vector<float> buf;
-        for (auto& p : model_->params()) buf.insert(buf.end(), p.value->begin(), p.value->end());
-        comm_->broadcast(buf.data(), static_cast<index_t>(buf.size()), 0);
-        const float* a = buf.data();
-        for (auto& p : model_->params()) {
-            std::copy(a, a + p.value->size(), p.value->begin());
-            a += p.value->size();
-        }
-    }
-
-    // Start-up check: ranks must agree on the recipe (minus rank-local keys), the model and the
-    // dataset sizes; otherwise every rank throws the same collective_error (no hang).
-    void check_same_config()
-    {
-        nlohmann::json rj = to_json(r_);
-        for (const char* k : {"num_threads", "ckpt_save_dir", "data_dir", "log_interval"}) rj.erase(k);
-        nlohmann::json mj = nlohmann::json::array();
-        for (auto& p : model_->params()) mj.push_back({p.name, to_string(p.value->shape())});
-        nlohmann::json dj = {train_set_->size(), train_set_->num_classes(), to_string(train_set_->sample_shape()),
-                             val_set_ ? val_set_->size() : index_t{-1}};
-        const char* what[3] = {"recipe", "model", "dataset"};
-        std::string parts[3] = {rj.dump(), mj.dump(), dj.dump()};
-        std::int64_t mine[3], root[3];
-        for (int i = 0; i < 3; ++i) {
-            std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
-            for (unsigned char c : parts[i]) h = (h ^ c) * 1099511628211ULL;
-            mine[i] = root[i] = static_cast<std::int64_t>(h >> 1);
-        }
-        comm_->broadcast(reinterpret_cast<char*>(root), sizeof root, 0);
-        std::int64_t differ[3];
-        for (int i = 0; i < 3; ++i) differ[i] = mine[i] != root[i];
-        comm_->allreduce_sum(differ, 3);
-        std::string msg;
-        for (int i = 0; i < 3; ++i)
-            if (differ[i] > 0)
-                msg += std::string(msg.empty() ? "" : "; ") + what[i] + " hash differs between ranks (" +
-                       std::to_string(static_cast<long>(differ[i])) + " of " + std::to_string(world_) + " ranks differ from rank 0)";
-        if (!msg.empty())
-            throw collective_error("configuration mismatch: " + msg +
-                                   "; every rank must run the same recipe, model and dataset (only num_threads, data_dir, "
-                                   "ckpt_save_dir and log_interval may differ)");
     }
 
     train_options o_;
