@@ -62,16 +62,8 @@ public:
     const fcmae_config& config() const { return cfg_; }
     param_list<T>& params() { return params_; }
     fcmae_encoder<T, Mode>& encoder() { return encoder_; }
-    index_t num_params() const
-    {
-        index_t n = 0;
-        for (auto& p : params_) n += p.value->size();
-        return n;
-    }
-    void zero_grad()
-    {
-        for (auto& p : params_) p.grad->zero();
-    }
+    index_t num_params() const { return count_params(params_); }
+    void zero_grad() { zero_grads(params_); }
 
     void init_weights(std::uint64_t seed)
     {

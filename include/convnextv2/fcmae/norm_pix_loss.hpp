@@ -11,41 +11,47 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace convnextv2::kernels {
 
 inline constexpr double norm_pix_eps = 1e-6;
 
-template <class T>
-void patchify(const T* img, index_t N, index_t g, index_t p, index_t C, T* rows)
+namespace detail {
+// Copies every patch between the image (N, g·p, g·p, C) and its row; one pixel row at a time.
+template <bool ToRows, class T>
+void patch_rows_copy(std::conditional_t<ToRows, const T*, T*> img, std::conditional_t<ToRows, T*, const T*> rows, index_t N,
+                     index_t g, index_t p, index_t C)
 {
     const index_t side = g * p, P = p * p * C;
     parallel_for(0, N * g * g, 1, [&](index_t l0, index_t l1) {
         for (index_t l = l0; l < l1; ++l) {
             const index_t n = l / (g * g), i = (l / g) % g, j = l % g;
             for (index_t py = 0; py < p; ++py) {
-                const T* src = img + ((n * side + i * p + py) * side + j * p) * C;
-                std::copy(src, src + p * C, rows + l * P + py * p * C);
+                auto* im = img + ((n * side + i * p + py) * side + j * p) * C;
+                auto* row = rows + l * P + py * p * C;
+                if constexpr (ToRows)
+                    std::copy(im, im + p * C, row);
+                else
+                    std::copy(row, row + p * C, im);
             }
         }
     });
+}
+} // namespace detail
+
+template <class T>
+void patchify(const T* img, index_t N, index_t g, index_t p, index_t C, T* rows)
+{
+    detail::patch_rows_copy<true, T>(img, rows, N, g, p, C);
 }
 
 // The inverse of patchify.
 template <class T>
 void unpatchify(const T* rows, index_t N, index_t g, index_t p, index_t C, T* img)
 {
-    const index_t side = g * p, P = p * p * C;
-    parallel_for(0, N * g * g, 1, [&](index_t l0, index_t l1) {
-        for (index_t l = l0; l < l1; ++l) {
-            const index_t n = l / (g * g), i = (l / g) % g, j = l % g;
-            for (index_t py = 0; py < p; ++py) {
-                const T* src = rows + l * P + py * p * C;
-                std::copy(src, src + p * C, img + ((n * side + i * p + py) * side + j * p) * C);
-            }
-        }
-    });
+    detail::patch_rows_copy<false, T>(img, rows, N, g, p, C);
 }
 
 // In place over rows [L, P]; mean[l] and scale[l] = sqrt(var + eps) are returned so a prediction

@@ -40,4 +40,18 @@ void add_param(param_list<T>& out, const std::string& name, tensor<T>& value, te
     out.push_back(param_ref<T>{name, &value, &grad, std::move(torch_shape), std::move(perm)});
 }
 
+template <class T>
+index_t count_params(const param_list<T>& params)
+{
+    index_t n = 0;
+    for (auto& p : params) n += p.value->size();
+    return n;
+}
+
+template <class T>
+void zero_grads(param_list<T>& params)
+{
+    for (auto& p : params) p.grad->zero();
+}
+
 } // namespace convnextv2

@@ -165,16 +165,8 @@ public:
     const tensor<T>& stage_output(int i) const { return net_.activation(static_cast<std::size_t>(2 * i + 1)); }
 
     param_list<T>& params() { return params_; }
-    index_t num_params() const
-    {
-        index_t n = 0;
-        for (auto& p : params_) n += p.value->size();
-        return n;
-    }
-    void zero_grad()
-    {
-        for (auto& p : params_) p.grad->zero();
-    }
+    index_t num_params() const { return count_params(params_); }
+    void zero_grad() { zero_grads(params_); }
 
     void set_training(bool training) { convnextv2::set_training(net_, training); training_ = training; }
     bool training() const { return training_; }

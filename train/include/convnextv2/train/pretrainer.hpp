@@ -76,9 +76,7 @@ public:
         o_.verbose = o_.verbose && rank_ == 0;
         if (o_.output_dir.empty()) o_.output_dir = r_.ckpt_save_dir;
         if (rank_ == 0) prepare_output_dir(o_.output_dir);
-        train_set_ = o_.train_set ? o_.train_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, true));
-        if (r_.val_while_train)
-            val_set_ = o_.val_set ? o_.val_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, false));
+        open_datasets(r_, o_.train_set, o_.val_set, train_set_, val_set_);
         const shape_t s = train_set_->sample_shape();
         CONVNEXTV2_CHECK(s.size() == 3 && s[0] == s[1] && s[2] == r_.in_chans, o_.config_path, ": FCMAE needs square images with in_chans = ",
                          r_.in_chans, " channels, the dataset gives ", to_string(s));
@@ -158,13 +156,7 @@ public:
             if (o_.stop_after_epochs >= 0 && epoch >= o_.stop_after_epochs) break;
             loader.set_epoch(epoch);
             // This rank's batches in loop order, prepared in the background (as in the trainer).
-            std::unique_ptr<batch_prefetcher> prefetch;
-            if (r_.prefetch_batches > 0) {
-                std::vector<index_t> mine;
-                for (index_t s = 0; s < steps_per_epoch; ++s)
-                    for (int u = 0; u < r_.update_freq; ++u) mine.push_back(s * micro_per_step + static_cast<index_t>(u) * world_ + rank_);
-                prefetch = std::make_unique<batch_prefetcher>(loader, std::move(mine), r_.prefetch_batches);
-            }
+            auto prefetch = epoch_prefetcher(loader, steps_per_epoch, r_.update_freq, world_, rank_, r_.prefetch_batches);
             double data_wait = 0;
             auto e0 = std::chrono::steady_clock::now();
             double loss_sum = 0, lr = 0;
@@ -344,9 +336,7 @@ private:
 
     void rewrite_metrics(const nlohmann::json& history)
     {
-        std::string text;
-        for (auto& row : history) text += row.dump() + "\n";
-        write_text_atomic(metrics_path(), text);
+        rewrite_jsonl(metrics_path(), history);
         write_plot(history);
     }
 

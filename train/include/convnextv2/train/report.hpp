@@ -65,6 +65,15 @@ inline void append_jsonl(const std::string& path, const nlohmann::json& row)
     CONVNEXTV2_CHECK(out.good(), path, ": write failed (disk full?)");
 }
 
+// Rewrites a metrics.jsonl from a history (after a resume: no rows of the interrupted run twice).
+inline void write_text_atomic(const std::string& path, const std::string& text);
+inline void rewrite_jsonl(const std::string& path, const nlohmann::json& history)
+{
+    std::string text;
+    for (auto& row : history) text += row.dump() + "\n";
+    write_text_atomic(path, text);
+}
+
 struct plot_series {
     std::string label, color;
     std::vector<double> values;  // one per epoch; NaN = missing

@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 namespace convnextv2::train {
 
@@ -97,6 +98,19 @@ void check_same_config(communicator& comm, const recipe& r, const param_list<T>&
         throw collective_error("configuration mismatch: " + msg +
                                "; every rank must run the same recipe, model and dataset (only num_threads, data_dir, "
                                "ckpt_save_dir and log_interval may differ)");
+}
+
+// This rank's batches of an epoch in the order the step loop takes them (micro-batch j of step s
+// is global batch s·u·W + j·W + rank), prepared in the background; null when k = 0.
+inline std::unique_ptr<batch_prefetcher> epoch_prefetcher(const batch_loader& loader, index_t steps_per_epoch, int update_freq,
+                                                          int world, int rank, int k)
+{
+    if (k <= 0) return nullptr;
+    const index_t micro_per_step = static_cast<index_t>(update_freq) * world;
+    std::vector<index_t> mine;
+    for (index_t s = 0; s < steps_per_epoch; ++s)
+        for (int u = 0; u < update_freq; ++u) mine.push_back(s * micro_per_step + static_cast<index_t>(u) * world + rank);
+    return std::make_unique<batch_prefetcher>(loader, std::move(mine), k);
 }
 
 // The checkpoint to resume from: `what` is a path, or "auto" for the latest `model` checkpoint in

@@ -92,6 +92,14 @@ inline std::unique_ptr<dataset> make_dataset(const recipe& r, const std::string&
     detail::throw_error("", "dataset '", r.dataset, "' is not available in this build (supported: fashion_mnist, imagefolder)");
 }
 
+// The training and (with val_while_train) validation sets: the caller's, else the recipe's.
+inline void open_datasets(const recipe& r, std::shared_ptr<const dataset> given_train, std::shared_ptr<const dataset> given_val,
+                          std::shared_ptr<const dataset>& train_set, std::shared_ptr<const dataset>& val_set)
+{
+    train_set = given_train ? std::move(given_train) : std::shared_ptr<const dataset>(make_dataset(r, r.data_dir, true));
+    if (r.val_while_train) val_set = given_val ? std::move(given_val) : std::shared_ptr<const dataset>(make_dataset(r, r.data_dir, false));
+}
+
 struct eval_result {
     double loss = 0, top1 = 0, top5 = 0;  // top-k in percent
     index_t count = 0;
@@ -181,9 +189,7 @@ public:
         if (o_.output_dir.empty()) o_.output_dir = r_.ckpt_save_dir;
         if (rank_ == 0) prepare_output_dir(o_.output_dir);
 
-        train_set_ = o_.train_set ? o_.train_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, true));
-        if (r_.val_while_train)
-            val_set_ = o_.val_set ? o_.val_set : std::shared_ptr<const dataset>(make_dataset(r_, r_.data_dir, false));
+        open_datasets(r_, o_.train_set, o_.val_set, train_set_, val_set_);
         if (auto* f = dynamic_cast<const image_folder_dataset*>(train_set_.get()); f && rank_ == 0)
             write_classes_json(o_.output_dir, f->classes());
         CONVNEXTV2_CHECK(train_set_->num_classes() == r_.num_classes, o_.config_path, ": num_classes is ", r_.num_classes,
@@ -251,13 +257,7 @@ public:
             if (o_.stop_after_epochs >= 0 && epoch >= o_.stop_after_epochs) break;
             loader.set_epoch(epoch);
             // This rank's batches in the order the loop below takes them, prepared in the background.
-            std::unique_ptr<batch_prefetcher> prefetch;
-            if (r_.prefetch_batches > 0) {
-                std::vector<index_t> mine;
-                for (index_t s = 0; s < steps_per_epoch; ++s)
-                    for (int u = 0; u < r_.update_freq; ++u) mine.push_back(s * micro_per_step + static_cast<index_t>(u) * world_ + rank_);
-                prefetch = std::make_unique<batch_prefetcher>(loader, std::move(mine), r_.prefetch_batches);
-            }
+            auto prefetch = epoch_prefetcher(loader, steps_per_epoch, r_.update_freq, world_, rank_, r_.prefetch_batches);
             double data_wait = 0, epoch_step_seconds = 0;  // seconds waiting for batches / in steps
             auto e0 = std::chrono::steady_clock::now();
             double loss_sum = 0, lr = 0;
@@ -452,9 +452,7 @@ private:
 
     void rewrite_metrics(const nlohmann::json& history)
     {
-        std::string text;
-        for (auto& row : history) text += row.dump() + "\n";
-        write_text_atomic(metrics_path(), text);
+        rewrite_jsonl(metrics_path(), history);
         write_plot(history);
     }
 
