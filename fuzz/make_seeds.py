@@ -125,3 +125,5 @@ put("safetensors", "dtypes.safetensors", st({
 }, {"format": "convnextv2-cpp/checkpoint-v1", "epochs_done": "1"}))
 h = b'{"x":{"dtype":"F32","shape":[4294967296,4294967296,1024],"data_offsets":[0,0]}}'
 put("safetensors", "review_shape_overflow.safetensors", struct.pack("<Q", len(h)) + h)
+h = b'{"stages.0.0.dwconv.kernel":{"dtype":"F32","shape":[9223372036854775807,0],"data_offsets":[0,0]}}'
+put("safetensors", "review_sparse_kernel_huge_k2.safetensors", struct.pack("<Q", len(h)) + h)  # exact_sqrt looped ~3e9 times

@@ -163,8 +163,11 @@ inline bool shapes_compatible(const std::string& canonical, const shape_t& expec
     return false;
 }
 
+// k with k*k == n, else 0. n comes from a file's shape: anything beyond a plausible kernel area
+// is rejected before the search (a huge n made this loop run for billions of steps and overflow).
 inline index_t exact_sqrt(index_t n)
 {
+    if (n <= 0 || n > (index_t{1} << 20)) return 0;
     index_t k = 0;
     while ((k + 1) * (k + 1) <= n) ++k;
     return k * k == n ? k : 0;
