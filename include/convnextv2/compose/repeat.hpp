@@ -3,6 +3,7 @@
 // runtime value, so a 27-block stage costs one instantiation of Block. Children are named
 // "0", "1", ... (official `stages.i.j`).
 #pragma once
+#include "../core/profile.hpp"
 #include "../layers/concepts.hpp"
 
 #include <vector>
@@ -51,6 +52,7 @@ struct repeat {
             const tensor<scalar_type>& g_out = k + 1 == blocks.size() ? dy : grads_[k];
             tensor<scalar_type>* g_in = dx;
             if (k > 0) {
+                profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
                 grads_[k - 1].resize_like(acts_[k - 1]);
                 grads_[k - 1].zero();
                 g_in = &grads_[k - 1];

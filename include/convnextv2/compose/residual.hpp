@@ -3,6 +3,7 @@
 // (ConvNeXt's drop path); the default identity branch costs nothing. Gradients fan out by
 // accumulation: dx += dy (skip path) and the body's backward adds its own part.
 #pragma once
+#include "../core/profile.hpp"
 #include "../layers/concepts.hpp"
 
 namespace convnextv2 {
@@ -43,6 +44,7 @@ struct residual {
         body.forward(x, t_);
         const tensor<T>* u = &t_;
         if constexpr (!plain) { branch.forward(t_, u_); u = &u_; }
+        profile::scope prof_(profile::kind::residual, profile::pass::fwd);
         y.resize_like(x);
         const T* xp = x.data();
         const T* up = u->data();
@@ -53,6 +55,7 @@ struct residual {
     void backward(const tensor<T>& dy, tensor<T>* dx)
     {
         if (dx) {
+            profile::scope prof_(profile::kind::residual, profile::pass::bwd);
             T* d = dx->data();
             const T* g = dy.data();
             for (index_t i = 0, n = dy.size(); i < n; ++i) d[i] += g[i];
@@ -60,8 +63,11 @@ struct residual {
         if constexpr (plain) {
             body.backward(dy, dx);
         } else {
-            gt_.resize_like(t_);
-            gt_.zero();
+            {
+                profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
+                gt_.resize_like(t_);
+                gt_.zero();
+            }
             branch.backward(dy, &gt_);
             body.backward(gt_, dx);
         }

@@ -4,6 +4,7 @@
 // gradient buffers, reused across steps. Child names default to "0", "1", ...; a named
 // composite (e.g. the ConvNeXt block) sets them to the official names in its constructor.
 #pragma once
+#include "../core/profile.hpp"
 #include "../layers/concepts.hpp"
 
 #include <array>
@@ -54,6 +55,7 @@ struct sequential {
             const tensor<scalar_type>& g_out = (k + 1 == size) ? dy : grads_[k];
             tensor<scalar_type>* g_in = dx;
             if constexpr (k > 0) {
+                profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
                 grads_[k - 1].resize_like(acts_[k - 1]);
                 grads_[k - 1].zero();
                 g_in = &grads_[k - 1];

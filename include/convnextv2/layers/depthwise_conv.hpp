@@ -7,6 +7,7 @@
 // semantics (outputs only at active sites, inactive neighbours count as zero; SPEC §3.4).
 #pragma once
 #include "../kernels/dwconv7x7.hpp"
+#include "../core/profile.hpp"
 #include "param.hpp"
 #include "site_mode.hpp"
 
@@ -35,6 +36,7 @@ struct depthwise_conv7x7 : detail::site_binding<Mode> {
 
     void forward(const tensor<T>& x, tensor<T>& y)
     {
+        profile::scope prof_(profile::kind::dwconv, profile::pass::fwd);
         CONVNEXTV2_CHECK(x.rank() == (sparse ? 2 : 4) && x.dim(-1) == channels_, "depthwise_conv7x7: expected ",
                          sparse ? "[rows, C]" : "NHWC", " input with ", channels_, " channels, got ", to_string(x.shape()));
         x_ = &x;
@@ -48,6 +50,7 @@ struct depthwise_conv7x7 : detail::site_binding<Mode> {
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
     {
+        profile::scope prof_(profile::kind::dwconv, profile::pass::bwd);
         CONVNEXTV2_CHECK(x_ && dy.shape() == x_->shape(), "depthwise_conv7x7: backward expects dy of shape ",
                          x_ ? to_string(x_->shape()) : std::string("(no forward)"), ", got ", to_string(dy.shape()));
         if constexpr (sparse) {

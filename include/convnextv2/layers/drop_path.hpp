@@ -9,6 +9,7 @@
 #pragma once
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
+#include "../core/profile.hpp"
 #include "param.hpp"
 #include "site_mode.hpp"
 
@@ -55,6 +56,7 @@ struct drop_path : detail::site_binding<Mode> {
 
     void forward(const tensor<T>& x, tensor<T>& y)
     {
+        profile::scope prof_(profile::kind::drop_path, profile::pass::fwd);
         y.resize(x.shape());
         if (!active() || x.empty()) {
             std::copy(x.begin(), x.end(), y.begin());
@@ -76,6 +78,7 @@ struct drop_path : detail::site_binding<Mode> {
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
     {
+        profile::scope prof_(profile::kind::drop_path, profile::pass::bwd);
         if (!dx) return;
         if (scale_.empty()) {
             parallel_for(0, dy.size(), index_t{1} << 14, [&](index_t i0, index_t i1) {

@@ -3,6 +3,7 @@
 // (approximate='none') as used between pwconv1 and GRN in the official ConvNeXt V2 Block.
 #pragma once
 #include "../kernels/gelu.hpp"
+#include "../core/profile.hpp"
 #include "param.hpp"
 
 namespace convnextv2 {
@@ -15,6 +16,7 @@ struct gelu {
 
     void forward(const tensor<T>& x, tensor<T>& y)
     {
+        profile::scope prof_(profile::kind::gelu, profile::pass::fwd);
         x_ = &x;
         y.resize(x.shape());
         kernels::gelu_fwd(x.data(), x.size(), y.data());
@@ -22,6 +24,7 @@ struct gelu {
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
     {
+        profile::scope prof_(profile::kind::gelu, profile::pass::bwd);
         if (dx) kernels::gelu_bwd(x_->data(), dy.data(), dy.size(), dx->data());
     }
 

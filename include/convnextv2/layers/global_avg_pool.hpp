@@ -4,6 +4,7 @@
 // No parameters.
 #pragma once
 #include "../kernels/pooling.hpp"
+#include "../core/profile.hpp"
 #include "param.hpp"
 
 namespace convnextv2 {
@@ -20,6 +21,7 @@ struct global_avg_pool {
 
     void forward(const tensor<T>& x, tensor<T>& y)
     {
+        profile::scope prof_(profile::kind::pool, profile::pass::fwd);
         check_input(x.shape());
         in_shape_ = x.shape();
         y.resize({x.dim(0), x.dim(3)});
@@ -28,6 +30,7 @@ struct global_avg_pool {
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
     {
+        profile::scope prof_(profile::kind::pool, profile::pass::bwd);
         CONVNEXTV2_CHECK(in_shape_.size() == 4 && dy.shape() == (shape_t{in_shape_[0], in_shape_[3]}),
                          "global_avg_pool: backward expects dy of shape (N, C) matching the forward input ", to_string(in_shape_),
                          ", got ", to_string(dy.shape()));

@@ -8,6 +8,7 @@
 // batch with scope = grn_scope::batch (the official MinkowskiGRN, batch-coupled).
 #pragma once
 #include "../kernels/grn.hpp"
+#include "../core/profile.hpp"
 #include "param.hpp"
 #include "site_mode.hpp"
 
@@ -36,6 +37,7 @@ struct grn : detail::site_binding<Mode> {
 
     void forward(const tensor<T>& x, tensor<T>& y)
     {
+        profile::scope prof_(profile::kind::grn, profile::pass::fwd);
         CONVNEXTV2_CHECK(x.rank() == (sparse ? 2 : 4) && x.dim(-1) == channels_, "grn: expected input with ", channels_,
                          " channels, got ", to_string(x.shape()));
         x_ = &x;
@@ -46,6 +48,7 @@ struct grn : detail::site_binding<Mode> {
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
     {
+        profile::scope prof_(profile::kind::grn, profile::pass::bwd);
         if (gamma_grad.shape() != gamma.shape()) { gamma_grad.resize(gamma.shape()); gamma_grad.zero(); }
         if (beta_grad.shape() != beta.shape()) { beta_grad.resize(beta.shape()); beta_grad.zero(); }
         const tensor<T>& x = *x_;

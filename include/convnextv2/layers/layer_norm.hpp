@@ -5,6 +5,7 @@
 // Mirrors nn.LayerNorm / models/utils.py LayerNorm in facebookresearch/ConvNeXt-V2.
 #pragma once
 #include "../kernels/layer_norm.hpp"
+#include "../core/profile.hpp"
 #include "param.hpp"
 
 #include <vector>
@@ -32,6 +33,7 @@ struct layer_norm {
 
     void forward(const tensor<T>& x, tensor<T>& y)
     {
+        profile::scope prof_(profile::kind::layer_norm, profile::pass::fwd);
         CONVNEXTV2_CHECK(x.rank() >= 1 && x.dim(-1) == channels_, "layer_norm: expected last axis ", channels_, ", got input ",
                          to_string(x.shape()));
         x_ = &x;
@@ -44,6 +46,7 @@ struct layer_norm {
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
     {
+        profile::scope prof_(profile::kind::layer_norm, profile::pass::bwd);
         const index_t M = dy.size() / channels_;
         if (weight_grad.shape() != weight.shape()) { weight_grad.resize(weight.shape()); weight_grad.zero(); }
         if (bias_grad.shape() != bias.shape()) { bias_grad.resize(bias.shape()); bias_grad.zero(); }

@@ -4,6 +4,7 @@
 // (facebookresearch/ConvNeXt-V2: models/convnextv2.py). W is [out, in] (PyTorch layout).
 #pragma once
 #include "../kernels/gemm.hpp"
+#include "../core/profile.hpp"
 #include "param.hpp"
 
 namespace convnextv2 {
@@ -33,6 +34,7 @@ struct linear {
 
     void forward(const tensor<T>& x, tensor<T>& y)
     {
+        profile::scope prof_(profile::kind::linear, profile::pass::fwd);
         CONVNEXTV2_CHECK(x.rank() >= 1 && x.dim(-1) == in_features_, "linear: expected last axis ", in_features_, ", got input ",
                          to_string(x.shape()));
         x_ = &x;
@@ -45,6 +47,7 @@ struct linear {
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
     {
+        profile::scope prof_(profile::kind::linear, profile::pass::bwd);
         const index_t M = dy.size() / out_features;
         kernels::linear_bwd_weight(dy.data(), x_->data(), M, in_features_, out_features, weight_grad.data(),
                                    with_bias ? bias_grad.data() : nullptr);

@@ -8,6 +8,7 @@
 // rows of each window); same GEMM, the gather follows the table.
 #pragma once
 #include "../kernels/patch_conv.hpp"
+#include "../core/profile.hpp"
 #include "param.hpp"
 #include "site_mode.hpp"
 
@@ -43,6 +44,7 @@ struct patch_conv : detail::site_binding<Mode> {
 
     void forward(const tensor<T>& x, tensor<T>& y)
     {
+        profile::scope prof_(profile::kind::patch_conv, profile::pass::fwd);
         check_input(x.shape());
         if constexpr (sparse) {
             CONVNEXTV2_CHECK(x.dim(1) == in_channels_, "patch_conv: expected ", in_channels_, " input channels, got input ",
@@ -72,6 +74,7 @@ struct patch_conv : detail::site_binding<Mode> {
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
     {
+        profile::scope prof_(profile::kind::patch_conv, profile::pass::bwd);
         CONVNEXTV2_CHECK(x_ != nullptr, "patch_conv: backward before forward");
         if constexpr (sparse) {
             const active_sites& s = out_sites();
