@@ -35,7 +35,8 @@ public:
     {
         CONVNEXTV2_CHECK(cfg_.decoder_dim >= 1 && cfg_.decoder_depth >= 0, "fcmae: decoder_dim must be >= 1 and decoder_depth >= 0");
         CONVNEXTV2_CHECK(cfg_.mask_ratio >= 0 && cfg_.mask_ratio < 1, "fcmae: mask_ratio must be in [0, 1), got ", cfg_.mask_ratio);
-        CONVNEXTV2_CHECK(std::is_same_v<Mode, sparse_sites> || cfg_.encoder_grn == grn_scope::per_sample,
+        constexpr bool sparse = std::is_same_v<Mode, sparse_sites>;
+        CONVNEXTV2_CHECK(sparse || cfg_.encoder_grn == grn_scope::per_sample,
                          "fcmae: the batch-global GRN (sparse_grn 'batch') exists only in the sparse encoder; the dense-masked "
                          "emulation computes per-sample GRN");
         encoder_.build(cfg_.encoder, params_);
