@@ -3,7 +3,8 @@
 # UndefinedBehaviorSanitizer (build-fuzz/), then runs each target for SECONDS, one after the other,
 # starting from the committed corpus fuzz/corpus/<target>. New coverage goes to
 # build-fuzz/corpus/<target>; a crash, leak, sanitizer report, timeout or an allocation over
-# 1 GiB stops that target and leaves the input in build-fuzz/artifacts/<target>/.
+# 1 GiB stops that target and leaves the input in build-fuzz/artifacts/<target>/ (inputs slower
+# than 10 s are kept there too, as slow-unit-*, without stopping the run).
 # Usage: scripts/fuzz.sh SECONDS [TARGET ...]   (targets: safetensors npy idx recipe image checkpoint)
 # Needs clang-14 and libclang-rt-14-dev (scripts/install-deps.sh --with-fuzz).
 # Add a crash input to fuzz/corpus/<target>/crash_<what> once it is fixed: the normal build runs
@@ -39,8 +40,9 @@ for t in "${targets[@]}"; do
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
   took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' || true)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || true)
-  found=$(ls "$build/artifacts/$t" | wc -l)
-  line="fuzz_$t: exit $rc, ${runs:-?} executions in ${took:-?} s, coverage ${cov:-?} edges, artifacts $found"
+  found=$(ls "$build/artifacts/$t" | grep -cE '^(crash|leak|oom|timeout)-' || true)
+  slow=$(ls "$build/artifacts/$t" | grep -c '^slow-unit-' || true)
+  line="fuzz_$t: exit $rc, ${runs:-?} executions in ${took:-?} s, coverage ${cov:-?} edges, crash/leak/oom/timeout inputs $found, slow units $slow"
   echo "$line"
   summary+="$line"$'\n'
   if ((rc != 0)); then status=1; grep -m5 -E 'ERROR|SUMMARY|runtime error|Test unit written' "$log"; fi

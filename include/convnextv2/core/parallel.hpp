@@ -13,8 +13,20 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <vector>
+
+#if defined(__SANITIZE_THREAD__)
+#define CONVNEXTV2_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CONVNEXTV2_TSAN 1
+#endif
+#endif
+#ifndef CONVNEXTV2_TSAN
+#define CONVNEXTV2_TSAN 0
+#endif
 
 namespace convnextv2 {
 
@@ -25,8 +37,21 @@ void parallel_for(index_t begin, index_t end, index_t grain, F&& f)
     if (end <= begin) return;
     grain = std::max<index_t>(grain, 1);
     if (end - begin <= grain) { f(begin, end); return; }
+#if CONVNEXTV2_TSAN
+    // Debian's libtbb is not built with ThreadSanitizer, so the fork/join edges inside its
+    // scheduler are invisible to it: spell them out with atomics (ThreadSanitizer builds only).
+    std::atomic<int> forked{0}, joined{0};
+    forked.store(1, std::memory_order_release);
+    tbb::parallel_for(tbb::blocked_range<index_t>(begin, end, grain), [&](const tbb::blocked_range<index_t>& r) {
+        (void)forked.load(std::memory_order_acquire);
+        f(r.begin(), r.end());
+        joined.fetch_add(1, std::memory_order_release);
+    });
+    (void)joined.load(std::memory_order_acquire);
+#else
     tbb::parallel_for(tbb::blocked_range<index_t>(begin, end, grain),
                       [&](const tbb::blocked_range<index_t>& r) { f(r.begin(), r.end()); });
+#endif
 }
 
 // Number of fixed-size chunks used by deterministic reductions over n items.
