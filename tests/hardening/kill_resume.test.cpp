@@ -7,6 +7,7 @@
 #include <convnextv2/train/checkpoint.hpp>
 #include <support/fixtures.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fcntl.h>
@@ -101,7 +102,7 @@ TEST_CASE("train survives SIGKILL at random moments: resume auto ends bit-identi
 {
     test::temp_dir tmp("convnextv2_kill");
     const std::string data = tmp / "data", config = tmp / "recipe.json";
-    write_dataset(data, 64);
+    write_dataset(data, 256);
     std::ofstream(config) << R"({"model": "kill_test", "depths": [1, 1, 1, 1], "dims": [4, 8, 8, 8], "num_classes": 10,
         "in_chans": 1, "image_resize": 32, "stem_kernel": 4, "dataset": "fashion_mnist", "batch_size": 8,
         "epoch_size": 10, "lr": 0.005, "min_lr": 1e-5, "warmup_epochs": 1, "drop_path_rate": 0.1, "ema": true,
@@ -121,12 +122,15 @@ TEST_CASE("train survives SIGKILL at random moments: resume auto ends bit-identi
     const char* seed_env = std::getenv("CONVNEXTV2_KILL_SEED");
     const unsigned seed = seed_env ? static_cast<unsigned>(std::strtoul(seed_env, nullptr, 10)) : std::random_device{}();
     std::mt19937 gen(seed);
-    std::uniform_real_distribution<double> frac(0.1, 0.6);
+    std::uniform_real_distribution<double> frac(0.3, 0.8);
     const std::string run = tmp / "run", log = tmp / "run.log";
     std::string kills;
     int interrupted = 0;
     for (int k = 0; k < 3; ++k) {
-        const double delay = frac(gen) * full_s;
+        // A random moment within what is left of the run (resumed runs are shorter).
+        auto done = train::list_checkpoints(run, "kill_test");
+        const double left = std::max(0.2, (10.0 - (done.empty() ? 0.0 : static_cast<double>(done.back().first))) / 10.0);
+        const double delay = frac(gen) * full_s * left;
         const pid_t pid = start_train(config, data, run, log);
         std::this_thread::sleep_for(std::chrono::duration<double>(delay));
         ::kill(pid, SIGKILL);
@@ -137,6 +141,8 @@ TEST_CASE("train survives SIGKILL at random moments: resume auto ends bit-identi
     }
     INFO("CONVNEXTV2_KILL_SEED=" << seed << ", kills after" << kills << "; log:\n" << read_text(log));
     CHECK(interrupted >= 1);
+    // At least one kill came after a checkpoint, so a run really resumed (not only restarted).
+    CHECK(read_text(log).find("resumed from") != std::string::npos);
     REQUIRE(wait_exit(start_train(config, data, run, log)) == 0);
     CHECK(check_checkpoints_readable(run, "kill_test") == 3);  // keep_checkpoint_max
 
