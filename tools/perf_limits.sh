@@ -35,13 +35,16 @@ for p in $parts; do
                 --workload tiny_224_b16 | tee "$out/profile_t$th.txt"
         done ;;
     limits)
-        wait_quiet limits
-        "$B/benchmarks/bench_limits" --benchmark_repetitions=3 --benchmark_min_time=0.2 --benchmark_report_aggregates_only=true \
-            --benchmark_out="$out/limits.json" --benchmark_out_format=json | tee "$out/limits.txt" ;;
+        # LIMITS_FILTER=<regex> reruns some rows into limits_rerun<N>.json; tools/perf_report.py lets later files win.
+        wait_quiet "limits ${LIMITS_FILTER:-}"
+        f=limits
+        if [[ -n ${LIMITS_FILTER:-} ]]; then n=1; while [[ -e $out/limits_rerun$n.json ]]; do n=$((n + 1)); done; f=limits_rerun$n; fi
+        "$B/benchmarks/bench_limits" --benchmark_filter="${LIMITS_FILTER:-.}" --benchmark_repetitions=3 --benchmark_min_time=0.2 \
+            --benchmark_report_aggregates_only=true --benchmark_out="$out/$f.json" --benchmark_out_format=json | tee "$out/$f.txt" ;;
     kernels)
-        for k in bench_grn bench_dwconv; do
+        for k in ${KERNELS:-bench_grn bench_dwconv}; do
             wait_quiet "$k"
-            "$B/benchmarks/$k" --benchmark_filter='N:16/' --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+            "$B/benchmarks/$k" --benchmark_filter='^bm_(grn_fwd|grn_bwd|dwconv<.*false>)/N:16/' --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
                 --benchmark_out="$out/$k.json" --benchmark_out_format=json | tee "$out/$k.txt"
         done ;;
     threads)

@@ -17,14 +17,20 @@ WORKLOAD = {"atto": "atto_224_b16", "tiny": "tiny_224_b16", "fmnist": "fmnist_32
 
 
 def load(name):
-    p = os.path.join(D, name)
-    if not os.path.exists(p):
-        return {}
+    """Median rows of <name>.json and of its reruns <name>_rerun<N>.json (later files win)."""
+    files = [os.path.join(D, name + ".json")]
+    n = 1
+    while os.path.exists(os.path.join(D, f"{name}_rerun{n}.json")):
+        files.append(os.path.join(D, f"{name}_rerun{n}.json"))
+        n += 1
     out = {}
-    for b in json.load(open(p))["benchmarks"]:
-        if b.get("aggregate_name", "median") != "median":
+    for p in files:
+        if not os.path.exists(p):
             continue
-        out[b["run_name"]] = b
+        for b in json.load(open(p))["benchmarks"]:
+            if b.get("aggregate_name", "median") != "median":
+                continue
+            out[b["run_name"]] = b
     return out
 
 
@@ -33,7 +39,7 @@ def rate(rows, name, key):
     return b[key] if b else float("nan")
 
 
-lim = load("limits.json")
+lim = load("limits")
 print("## Machine limits (bench_limits, medians of 3)\n")
 print("| what | 1 thread | 2 threads |\n|---|---:|---:|")
 fma = [rate(lim, f"fma_peak/{t}/real_time", "GFLOP/s") for t in (1, 2)]
@@ -109,7 +115,7 @@ for model, wl in WORKLOAD.items():
     print(f"| {wl} | {measured:.1f} ms | {ideal:.1f} ms | {ideal / measured:.2f} | {flop / measured * 1e-6:.0f} | "
           f"{flop / measured * 1e-6 / fma[1]:.2f} |")
 
-grn, dw = load("bench_grn.json"), load("bench_dwconv.json")
+grn, dw = load("bench_grn"), load("bench_dwconv")
 dram2, cache2 = bw[("triad", 33554432)][1], bw[("triad", 262144)][1]
 if grn:
     print(f"\n## GRN vs bandwidth (bench_grn, N=16, 2 threads; DRAM triad {dram2:.1f} GB/s, cache triad {cache2:.1f} GB/s)\n")
@@ -141,7 +147,7 @@ if dw:
         r = [flop / dw[rn.replace("pass::fwd", f"pass::{p}")]["real_time"] * 1e-6 for p in ("fwd", "bwd_data", "bwd_weight")]
         print(f"| {hw}×{hw}×{c} | {r[0]:.0f} | {r[1]:.0f} | {r[2]:.0f} | {r[0] / roof:.2f} / {r[1] / roof:.2f} / {r[2] / roof:.2f} |")
 
-th = load("threads.json")
+th = load("threads")
 if th:
     print("\n## Training step, 1 vs 2 threads (bench_model, medians of 3)\n")
     print("| row | 1 thread img/s | 2 threads img/s | ratio 2T/1T |\n|---|---:|---:|---:|")
