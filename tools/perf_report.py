@@ -86,7 +86,7 @@ def profile(threads):
         if m:
             cur = res.setdefault(m.group(1), {})
             continue
-        m = re.match(r"\| ([^|]+) \| ([\d.]*) \| ([\d.]*) \| ([\d.]+) \| ([\d.]+) \|", line)
+        m = re.match(r"\| ([^|]+) \|\s*([\d.]*)\s*\|\s*([\d.]*)\s*\| ([\d.]+) \| ([\d.]+) \|", line)
         if m and cur is not None:
             cur[m.group(1).strip()] = [float(x) if x else 0.0 for x in m.groups()[1:]]
         m = re.match(r"step \(hooks off\): median ([\d.]+) ms", line)
@@ -94,6 +94,24 @@ def profile(threads):
             cur["off"] = float(m.group(1))
     return res
 
+
+for threads in (2, 1):
+    pr = profile(threads)
+    wls = [w for w in WORKLOAD.values() if w in pr]
+    if not wls:
+        continue
+    print(f"\n## Where a training step goes (profile_model, {threads} thread(s), medians over the steps)\n")
+    print("| part | " + " | ".join(f"{w}: fwd / bwd ms (% of step)" for w in wls) + " |")
+    print("|---|" + "---:|" * len(wls))
+    for k in pr[wls[0]]:
+        if k == "off":
+            continue
+        cells = []
+        for w in wls:
+            f, b, t, pc = pr[w][k]
+            cells.append(f"{f:.2f} / {b:.2f} ({pc:.1f}%)" if f or b else f"{t:.2f} ({pc:.1f}%)")
+        print(f"| {k} | " + " | ".join(cells) + " |")
+    print("| step with the hooks off, ms | " + " | ".join(f"{pr[w]['off']:.1f}" for w in wls) + " |")
 
 print("\n## Linear layers in the profiled training step vs the same GEMMs in isolation (2 threads)\n")
 print("| workload | linear fwd+bwd in the step | at the isolated kernels' rates | fraction | achieved GFLOP/s | of FMA peak |")
