@@ -28,7 +28,7 @@ struct grn : detail::site_binding<Mode> {
     shape_t setup(const shape_t& in)
     {
         CONVNEXTV2_CHECK(in.size() == (sparse ? 2u : 4u) && in.back() > 0, "grn: expected ",
-                         sparse ? "a [rows, D] sparse" : "an NHWC (N, H, W, D)", " input, got ", to_string(in));
+                         sparse ? "a sparse input [rows, D]" : "an NHWC input (N, H, W, D)", ", got ", to_string(in));
         channels_ = in.back();
         if (gamma.shape() != shape_t{channels_}) { gamma.resize({channels_}); gamma.zero(); }
         if (beta.shape() != shape_t{channels_}) { beta.resize({channels_}); beta.zero(); }
