@@ -16,14 +16,15 @@ if [[ "${CONVNEXTV2_SANITIZERS:-1}" != 0 ]]; then
   # The parts that read external bytes or run in parallel: readers, data pipeline, kernels,
   # robustness tests and the fuzz corpora (the model/layer/autograd/FCMAE suites would double
   # CI's build time on 2 cores; run them with `cmake --build build-asan && ctest --preset asan`).
-  asan_targets=(test_core_tensor test_io_safetensors test_io_weights test_io_recipe
-                test_data_pipeline_fashion_mnist test_data_pipeline_transforms test_data_pipeline_image_folder
-                test_data_pipeline_loader test_kernels_cross_entropy test_kernels_dwconv7x7 test_kernels_gelu
-                test_kernels_gemm test_kernels_grn test_kernels_layer_norm test_kernels_patch_conv
-                test_hardening_numerics test_hardening_nonfinite test_hardening_readers test_hardening_output_dir
+  # Kept to the readers of external bytes and two parallel kernels so CI stays well under 30
+  # minutes on 2 cores (a 25-target list took 20 min alone); everything: the command above.
+  asan_targets=(test_io_safetensors test_io_weights test_io_recipe
+                test_data_pipeline_fashion_mnist test_data_pipeline_image_folder
+                test_kernels_grn test_kernels_dwconv7x7
+                test_hardening_readers
                 fuzz_safetensors fuzz_npy fuzz_idx fuzz_recipe fuzz_image fuzz_checkpoint)
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan, ${#asan_targets[@]} targets)"
   cmake --preset asan
   cmake --build build-asan -j"$(nproc)" --target "${asan_targets[@]}"
-  ctest --preset asan -j"$(nproc)" -R '^(core/|io/|data_pipeline/|kernels/|hardening/|fuzz/)' -E '_NOT_BUILT'
+  ctest --preset asan -j"$(nproc)" -R '^(io/|data_pipeline/|kernels/(grn|dwconv7x7)|hardening/readers|fuzz/)' -E '_NOT_BUILT'
 fi

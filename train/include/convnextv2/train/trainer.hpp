@@ -279,15 +279,16 @@ public:
                     if (fused) model_->zero_grad();
                     model_->set_step(static_cast<std::uint64_t>(st.global_step) * static_cast<std::uint64_t>(micro_per_step) +
                                      static_cast<std::uint64_t>(micro));
-                    model_->forward(x, logits);
                     targets.resize({n, K});
                     dlogits.resize({n, K});
+                    // Mixup/CutMix mixes the images in place: before the forward pass.
                     if (r_.mixup > 0 || r_.cutmix > 0) {
                         mix_options mo{r_.mixup, r_.cutmix, r_.mixup_prob, r_.mixup_switch_prob, r_.label_smoothing};
                         mix_batch(x, labels, K, mo, hash_combine(loader.current_epoch_seed(), static_cast<std::uint64_t>(b)), targets);
                     } else {
                         kernels::smooth_targets(labels.data(), n, K, r_.label_smoothing, targets.data());
                     }
+                    model_->forward(x, logits);
                     double loss = kernels::softmax_cross_entropy(logits.data(), n, K, targets.data(), dlogits.data());
                     if (!std::isfinite(loss) && world_ > 1) {
                         acc_.back() += 1;  // all ranks stop together after the allreduce
