@@ -28,13 +28,6 @@ struct active_sites {
 
     index_t rows() const { return static_cast<index_t>(site.size()); }
     index_t rows_of(index_t n) const { return offsets[static_cast<std::size_t>(n + 1)] - offsets[static_cast<std::size_t>(n)]; }
-    // Sample of row r (rows are sorted by sample).
-    index_t sample_of(index_t r) const
-    {
-        index_t n = 0;
-        while (offsets[static_cast<std::size_t>(n + 1)] <= r) ++n;
-        return n;
-    }
 };
 
 // The sites of an (N, H, W) grid where keep(n, h, w) is true, with their 7×7 neighbour table.
