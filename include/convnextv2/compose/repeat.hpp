@@ -3,6 +3,7 @@
 // runtime value, so a 27-block stage costs one instantiation of Block. Children are named
 // "0", "1", ... (official `stages.i.j`).
 #pragma once
+#include "../core/grad_pool.hpp"
 #include "../core/profile.hpp"
 #include "../layers/concepts.hpp"
 
@@ -53,11 +54,11 @@ struct repeat {
             tensor<scalar_type>* g_in = dx;
             if (k > 0) {
                 profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
-                grads_[k - 1].resize_like(acts_[k - 1]);
-                grads_[k - 1].zero();
+                grads_[k - 1] = grad_pool<scalar_type>::local().acquire(acts_[k - 1].shape());
                 g_in = &grads_[k - 1];
             }
             blocks[k].backward(g_out, g_in);
+            if (k + 1 < blocks.size()) grad_pool<scalar_type>::local().release(grads_[k]);
         }
     }
 

@@ -3,6 +3,7 @@
 // (ConvNeXt's drop path); the default identity branch costs nothing. Gradients fan out by
 // accumulation: dx += dy (skip path) and the body's backward adds its own part.
 #pragma once
+#include "../core/grad_pool.hpp"
 #include "../core/profile.hpp"
 #include "../layers/concepts.hpp"
 
@@ -49,7 +50,9 @@ struct residual {
         const T* xp = x.data();
         const T* up = u->data();
         T* yp = y.data();
-        for (index_t i = 0, n = x.size(); i < n; ++i) yp[i] = xp[i] + up[i];
+        parallel_for(0, x.size(), add_grain, [=](index_t lo, index_t hi) {
+            for (index_t i = lo; i < hi; ++i) yp[i] = xp[i] + up[i];
+        });
     }
 
     void backward(const tensor<T>& dy, tensor<T>* dx)
@@ -58,18 +61,20 @@ struct residual {
             profile::scope prof_(profile::kind::residual, profile::pass::bwd);
             T* d = dx->data();
             const T* g = dy.data();
-            for (index_t i = 0, n = dy.size(); i < n; ++i) d[i] += g[i];
+            parallel_for(0, dy.size(), add_grain, [=](index_t lo, index_t hi) {
+                for (index_t i = lo; i < hi; ++i) d[i] += g[i];
+            });
         }
         if constexpr (plain) {
             body.backward(dy, dx);
         } else {
             {
                 profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
-                gt_.resize_like(t_);
-                gt_.zero();
+                gt_ = grad_pool<T>::local().acquire(t_.shape());
             }
             branch.backward(dy, &gt_);
             body.backward(gt_, dx);
+            grad_pool<T>::local().release(gt_);
         }
     }
 
@@ -87,6 +92,7 @@ struct residual {
     }
 
 private:
+    static constexpr index_t add_grain = index_t{1} << 15;
     tensor<T> t_, u_, gt_;
 };
 

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // sequential<Parts...>: runs its parts in order, x -> p0 -> p1 -> ... -> y, and backward in
-// reverse. Holds the intermediate activations (they are the inputs the parts cached) and their
-// gradient buffers, reused across steps. Child names default to "0", "1", ...; a named
+// reverse. Holds the intermediate activations (they are the inputs the parts cached); their
+// gradients are borrowed from the thread's grad_pool only while backward passes between parts. Child names default to "0", "1", ...; a named
 // composite (e.g. the ConvNeXt block) sets them to the official names in its constructor.
 #pragma once
+#include "../core/grad_pool.hpp"
 #include "../core/profile.hpp"
 #include "../layers/concepts.hpp"
 
@@ -56,11 +57,11 @@ struct sequential {
             tensor<scalar_type>* g_in = dx;
             if constexpr (k > 0) {
                 profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
-                grads_[k - 1].resize_like(acts_[k - 1]);
-                grads_[k - 1].zero();
+                grads_[k - 1] = grad_pool<scalar_type>::local().acquire(acts_[k - 1].shape());
                 g_in = &grads_[k - 1];
             }
             std::get<k>(parts).backward(g_out, g_in);
+            if constexpr (k + 1 < size) grad_pool<scalar_type>::local().release(grads_[k]);
         });
     }
 

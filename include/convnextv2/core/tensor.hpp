@@ -56,8 +56,25 @@ public:
         if (this != &o) { resize(o.shape_); std::copy(o.begin(), o.end(), begin()); }
         return *this;
     }
-    tensor(tensor&&) noexcept = default;
-    tensor& operator=(tensor&&) noexcept = default;
+    // A moved-from tensor is empty (shape {}, no buffer), not a shape without storage.
+    tensor(tensor&& o) noexcept
+        : buf_(std::move(o.buf_)), shape_(std::move(o.shape_)), size_(o.size_), capacity_(o.capacity_)
+    {
+        o.shape_.clear();
+        o.size_ = o.capacity_ = 0;
+    }
+    tensor& operator=(tensor&& o) noexcept
+    {
+        if (this != &o) {
+            buf_ = std::move(o.buf_);
+            shape_ = std::move(o.shape_);
+            size_ = o.size_;
+            capacity_ = o.capacity_;
+            o.shape_.clear();
+            o.size_ = o.capacity_ = 0;
+        }
+        return *this;
+    }
 
     // Sets the shape; reallocates only when the element count exceeds the capacity.
     // Contents are unspecified after a resize that changes the shape.
@@ -94,6 +111,8 @@ public:
 
     const shape_t& shape() const { return shape_; }
     index_t size() const { return size_; }
+    // Elements the buffer can hold without reallocating.
+    index_t capacity() const { return capacity_; }
     int rank() const { return static_cast<int>(shape_.size()); }
     index_t dim(int i) const { return shape_[static_cast<std::size_t>(i < 0 ? i + rank() : i)]; }
     bool empty() const { return size_ == 0; }
