@@ -1,11 +1,15 @@
 #include <convnextv2/kernels/gemm.hpp>
 #include <support/fixtures.hpp>
 
+#include <tbb/task_arena.h>
+
 using namespace convnextv2;
 
 TEST_CASE("linear kernels equal their _ref twins on odd shapes", "[kernels][gemm]")
 {
-    for (auto [M, K, N] : {std::array<index_t, 3>{1, 1, 1}, {7, 13, 5}, {3000, 17, 33}, {50000, 3, 2}}) {
+    for (auto [M, K, N] : {std::array<index_t, 3>{1, 1, 1}, {7, 13, 5}, {3000, 17, 33}, {50000, 3, 2},
+                                 // register-tile edges: rows % 12, columns % 32, reduction passes of 256
+                                 {49, 300, 70}, {1000, 40, 160}, {130, 520, 45}, {2500, 33, 17}}) {
         CAPTURE(M, K, N);
         auto x = test::random_tensor<float>({M, K}, 1);
         auto w = test::random_tensor<float>({N, K}, 2);
@@ -26,5 +30,26 @@ TEST_CASE("linear kernels equal their _ref twins on odd shapes", "[kernels][gemm
         kernels::linear_bwd_weight_ref(dy.data(), x.data(), M, K, N, dwr.data(), dbr.data());
         REQUIRE(test::rel_l2(dw, dwr) < 1e-5);
         REQUIRE(test::rel_l2(db, dbr) < 1e-5);
+    }
+}
+
+TEST_CASE("linear kernels give bit-identical results on 1 and 2 threads", "[kernels][gemm][parallel]")
+{
+    for (auto [M, K, N] : {std::array<index_t, 3>{49, 300, 70}, {3000, 40, 160}}) {
+        CAPTURE(M, K, N);
+        auto x = test::random_tensor<float>({M, K}, 5);
+        auto w = test::random_tensor<float>({N, K}, 6);
+        auto dy = test::random_tensor<float>({M, N}, 7);
+        auto run = [&](int threads) {
+            tensor<float> y({M, N}), dx({M, K}, 0.f), dw({N, K}, 0.f), db({N}, 0.f);
+            tbb::task_arena(threads).execute([&] {
+                kernels::linear_fwd(x.data(), M, K, w.data(), static_cast<const float*>(nullptr), N, y.data());
+                kernels::linear_bwd_data(dy.data(), M, N, w.data(), K, dx.data());
+                kernels::linear_bwd_weight(dy.data(), x.data(), M, K, N, dw.data(), db.data());
+            });
+            return std::vector<tensor<float>>{y, dx, dw, db};
+        };
+        const auto one = run(1), two = run(2);
+        for (std::size_t i = 0; i < one.size(); ++i) REQUIRE(test::max_abs_diff(one[i], two[i]) == 0.0);
     }
 }
