@@ -75,11 +75,10 @@ inline void dw_site(const T* __restrict in_img, index_t W, index_t C, index_t h,
 template <class T>
 inline constexpr index_t dw_quad_block = 64 / static_cast<index_t>(sizeof(T));
 
-template <bool Flip, bool Accumulate, class T>
+template <bool Flip, bool Accumulate, class T, index_t B = dw_quad_block<T>>
 inline void dw_quad(const T* __restrict in_img, index_t W, index_t C, index_t h, index_t wo, index_t kh0, index_t kh1,
                     const T* __restrict w, const T* __restrict b, T* __restrict out, index_t c0)
 {
-    constexpr index_t B = dw_quad_block<T>;
     constexpr int Q = 4;
     alignas(64) T acc[Q][B];
     for (int q = 0; q < Q; ++q)
@@ -118,10 +117,15 @@ void dw_correlate(const T* in, index_t N, index_t H, index_t W, index_t C, const
                 if (wo >= dw_pad && wo + 4 <= W - dw_pad && full_q > 0) {
                     T* o = orow + wo * C;
                     for (index_t c0 = 0; c0 < full_q; c0 += BQ) dw_quad<Flip, Accumulate>(img, W, C, h, wo, kh0, kh1, w, b, o + c0, c0);
-                    if (full_q < C)
+                    index_t rest = full_q;
+                    if (C - rest >= BQ / 2) {  // a half block (atto's C = 40 = 2 x 16 + 8) keeps the quad's reuse
+                        dw_quad<Flip, Accumulate, T, BQ / 2>(img, W, C, h, wo, kh0, kh1, w, b, o + rest, rest);
+                        rest += BQ / 2;
+                    }
+                    if (rest < C)
                         for (index_t q = 0; q < 4; ++q)
-                            dw_site<false, Flip, Accumulate>(img, W, C, h, wo + q, kh0, kh1, 0, dw_k, w, b, o + q * C + full_q,
-                                                             full_q, C - full_q);
+                            dw_site<false, Flip, Accumulate>(img, W, C, h, wo + q, kh0, kh1, 0, dw_k, w, b, o + q * C + rest,
+                                                             rest, C - rest);
                     wo += 4;
                     continue;
                 }
@@ -140,11 +144,10 @@ void dw_correlate(const T* in, index_t N, index_t H, index_t W, index_t C, const
 // Weight gradient of one output row against one input row (fixed kh), channels [c0, c0+width):
 // pt[kw*C + c] += Σ_wo dy[wo,c] · x[wo+kw−3, c]. On interior columns (all seven taps in range) the
 // seven accumulators stay in registers and each dy vector is loaded once.
-template <bool Full, class T>
+template <bool Full, class T, index_t B = dw_quad_block<T>>
 inline void dw_wgrad_row(const T* __restrict dyr, const T* __restrict xr, index_t W, index_t C, T* __restrict pt, index_t c0,
                          index_t width_rt)
 {
-    constexpr index_t B = dw_quad_block<T>;
     const index_t width = Full ? B : width_rt;
     alignas(64) T acc[dw_k][B] = {};
     const index_t i0 = dw_pad, i1 = W - dw_pad;  // interior columns [3, W−3)
@@ -211,7 +214,12 @@ void dwconv7x7_bwd_weight(const T* dy, const T* x, index_t N, index_t H, index_t
                 const T* xr = x + (n * H + h + kh - dw_pad) * W * C;
                 T* pt = p + kh * dw_k * C;
                 for (index_t c0 = 0; c0 < full; c0 += B) dw_wgrad_row<true>(dyr, xr, W, C, pt, c0, B);
-                if (full < C) dw_wgrad_row<false>(dyr, xr, W, C, pt, full, C - full);
+                index_t rest = full;
+                if (C - rest >= B / 2) {  // half block, as in dw_correlate
+                    dw_wgrad_row<true, T, B / 2>(dyr, xr, W, C, pt, rest, B / 2);
+                    rest += B / 2;
+                }
+                if (rest < C) dw_wgrad_row<false>(dyr, xr, W, C, pt, rest, C - rest);
             }
         }
     });

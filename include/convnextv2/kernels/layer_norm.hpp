@@ -21,18 +21,29 @@ inline index_t ln_row_grain(index_t C) { return std::max<index_t>(1, (index_t{1}
 // Row-chunk length for deterministic reductions over M rows (depends on M only; <= 64 chunks).
 inline index_t ln_reduce_chunk(index_t M) { return std::max<index_t>(64, (M + 63) / 64); }
 
+// Σ_c f(c) in double over eight interleaved partial sums, combined in a fixed order: the
+// compiler vectorises it (one running sum is a serial chain of dependent adds: LayerNorm's
+// forward moved 9 GB/s that way), and the result does not depend on the thread count.
+template <class F>
+inline double lane_sum(index_t C, F&& f)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    index_t c = 0;
+    for (; c + 8 <= C; c += 8)
+        for (int j = 0; j < 8; ++j) acc[j] += f(c + j);
+    for (int j = 0; c < C; ++c, ++j) acc[j] += f(c);
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 // Per-row statistics of one row (two-pass, double).
 template <class T>
 inline void layer_norm_row_stats(const T* x, index_t C, double eps, double& mean, double& rstd)
 {
-    double s = 0;
-    for (index_t c = 0; c < C; ++c) s += static_cast<double>(x[c]);
-    const double mu = s / static_cast<double>(C);
-    double v = 0;
-    for (index_t c = 0; c < C; ++c) {
+    const double mu = lane_sum(C, [x](index_t c) { return static_cast<double>(x[c]); }) / static_cast<double>(C);
+    const double v = lane_sum(C, [x, mu](index_t c) {
         const double d = static_cast<double>(x[c]) - mu;
-        v += d * d;
-    }
+        return d * d;
+    });
     mean = mu;
     rstd = 1.0 / std::sqrt(v / static_cast<double>(C) + eps);
 }
@@ -67,12 +78,10 @@ void layer_norm_bwd(const T* dy, const T* x, index_t M, index_t C, const T* w, c
                 const T* gr = dy + m * C;
                 T* dr = dx + m * C;
                 const double mu = mean[m], rs = rstd[m];
-                double sg = 0, sgx = 0;
-                for (index_t c = 0; c < C; ++c) {
-                    const double g = static_cast<double>(gr[c]) * static_cast<double>(w[c]);
-                    sg += g;
-                    sgx += g * (static_cast<double>(xr[c]) - mu) * rs;
-                }
+                const double sg = lane_sum(C, [gr, w](index_t c) { return static_cast<double>(gr[c]) * static_cast<double>(w[c]); });
+                const double sgx = lane_sum(C, [gr, w, xr, mu, rs](index_t c) {
+                    return static_cast<double>(gr[c]) * static_cast<double>(w[c]) * ((static_cast<double>(xr[c]) - mu) * rs);
+                });
                 const double a = sg / static_cast<double>(C), bb = sgx / static_cast<double>(C);
                 for (index_t c = 0; c < C; ++c) {
                     const double g = static_cast<double>(gr[c]) * static_cast<double>(w[c]);
