@@ -370,11 +370,13 @@ public:
                     row["ema_val_top5"] = ee.top5;
                     row["ema_val_loss"] = ee.loss;
                 }
-                if (o_.verbose)
+                if (o_.verbose) {
+                    char ema_text[48] = "";
+                    if (ema_) std::snprintf(ema_text, sizeof ema_text, "  EMA top-1 %.2f%%", row["ema_val_top1"].get<double>());
                     std::fprintf(stderr, "epoch %ld: train loss %.4f  val loss %.4f  top-1 %.2f%%  top-5 %.2f%%%s  data wait %.1f%%  (%.0f s)\n",
-                                 (long)(epoch + 1), row["train_loss"].get<double>(), ev.loss, ev.top1, ev.top5,
-                                 ema_ ? ("  EMA top-1 " + std::to_string(row["ema_val_top1"].get<double>()) + "%").c_str() : "",
+                                 (long)(epoch + 1), row["train_loss"].get<double>(), ev.loss, ev.top1, ev.top5, ema_text,
                                  100.0 * row["data_wait_fraction"].get<double>(), epoch_seconds);
+                }
             } else if (o_.verbose) {
                 std::fprintf(stderr, "epoch %ld: train loss %.4f  data wait %.1f%%  (%.0f s)\n", (long)(epoch + 1),
                              row["train_loss"].get<double>(), 100.0 * row["data_wait_fraction"].get<double>(), epoch_seconds);
