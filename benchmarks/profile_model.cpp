@@ -7,7 +7,8 @@
 //
 // Workloads: atto_224_b16 (as bench_model's train/atto_224/b16: 3 channels, 1000 classes),
 // fmnist_32_b128 (the main job, examples/configs/fashion_mnist.json: depths 2,2,4,2, dims
-// 32..256, stem 2, 1 channel, 10 classes, drop path 0.05), tiny_224_b16 (as train/tiny_224/b16).
+// 32..256, stem 2, 1 channel, 10 classes, drop path 0.05), tiny_224_b16 (as train/tiny_224/b16),
+// tiny_224_b1_infer and nano_224_b1_infer (forward only in eval mode, as infer/<v>_224/b1).
 // Default: atto_224_b16 and fmnist_32_b128. Every cell is the median over the timed steps.
 // --no-profile leaves the hooks off (step time and peak memory only).
 #include <convnextv2/core/allocator.hpp>
@@ -37,6 +38,7 @@ struct workload {
     std::string name;
     model_config cfg;
     index_t batch = 0, side = 0;
+    bool infer = false;  // forward only, eval mode (the batch-1 inference rows of bench_model)
 };
 
 std::vector<workload> all_workloads()
@@ -53,6 +55,8 @@ std::vector<workload> all_workloads()
     fm.drop_path_rate = 0.05;
     w.push_back({"fmnist_32_b128", fm, 128, 32});
     w.push_back({"tiny_224_b16", variant_config("tiny", 1000), 16, 224});
+    w.push_back({"tiny_224_b1_infer", variant_config("tiny", 1000), 1, 224, true});
+    w.push_back({"nano_224_b1_infer", variant_config("nano", 1000), 1, 224, true});
     return w;
 }
 
@@ -133,7 +137,7 @@ void run(const workload& wl, const options& o)
     std::vector<int> labels(static_cast<std::size_t>(N));
     for (index_t i = 0; i < N; ++i) labels[static_cast<std::size_t>(i)] = static_cast<int>(i % K);
     kernels::smooth_targets(labels.data(), N, K, 0.1, targets.data());
-    model.set_training(true);
+    model.set_training(!wl.infer);
     adamw<float> opt(model.params(), adamw_options{});
 
     enum phase { p_zero, p_fwd, p_loss, p_bwd, p_opt, p_step, num_phases };
@@ -144,17 +148,19 @@ void run(const workload& wl, const options& o)
         prof::reset();
         double t[6];
         t[0] = now_ms();
-        model.zero_grad();
+        if (!wl.infer) model.zero_grad();
         t[1] = now_ms();
         model.set_step(step++);
         model.forward(x, logits);
-        t[2] = now_ms();
-        kernels::softmax_cross_entropy(logits.data(), N, K, targets.data(), dlogits.data());
-        t[3] = now_ms();
-        model.backward(dlogits);
-        t[4] = now_ms();
-        opt.step(1e-4);
-        t[5] = now_ms();
+        t[2] = t[3] = t[4] = t[5] = now_ms();
+        if (!wl.infer) {
+            kernels::softmax_cross_entropy(logits.data(), N, K, targets.data(), dlogits.data());
+            t[3] = now_ms();
+            model.backward(dlogits);
+            t[4] = now_ms();
+            opt.step(1e-4);
+            t[5] = now_ms();
+        }
         if (!record) return;
         for (int p = 0; p < 5; ++p) ph[p].push_back(t[p + 1] - t[p]);
         ph[p_step].push_back(t[5] - t[0]);

@@ -9,7 +9,9 @@ TEST_CASE("linear kernels equal their _ref twins on odd shapes", "[kernels][gemm
 {
     for (auto [M, K, N] : {std::array<index_t, 3>{1, 1, 1}, {7, 13, 5}, {3000, 17, 33}, {50000, 3, 2},
                                  // register-tile edges: rows % 12, columns % 32, reduction passes of 256
-                                 {49, 300, 70}, {1000, 40, 160}, {130, 520, 45}, {2500, 33, 17}}) {
+                                 {49, 300, 70}, {1000, 40, 160}, {130, 520, 45}, {2500, 33, 17},
+                                 // few rows: the forward computes yᵀ = W·xᵀ
+                                 {5, 200, 300}, {49, 96, 400}}) {
         CAPTURE(M, K, N);
         auto x = test::random_tensor<float>({M, K}, 1);
         auto w = test::random_tensor<float>({N, K}, 2);

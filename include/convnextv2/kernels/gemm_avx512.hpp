@@ -149,8 +149,22 @@ inline void gemm_packed(index_t M, index_t N, index_t R, const float* a, index_t
 inline void linear_fwd(const float* x, index_t M, index_t K, const float* W, const float* b, index_t N, float* y)
 {
     thread_local std::vector<float> packed;
-    pack_panels(W, K, N, 1, K, packed);  // B(k, n) = W[n, k]
-    gemm_packed(M, N, K, x, K, packed.data(), y, N, b, false);
+    if (M * (K + N) >= N * K) {
+        pack_panels(W, K, N, 1, K, packed);  // B(k, n) = W[n, k]
+        gemm_packed(M, N, K, x, K, packed.data(), y, N, b, false);
+        return;
+    }
+    // Few rows (batch-1 inference at the late stages): packing the weight would cost more than
+    // the product, so compute yᵀ[N, M] = W · xᵀ (packing the small x instead) and transpose.
+    thread_local std::vector<float> yt;
+    pack_panels(x, K, M, 1, K, packed);  // B(k, m) = x[m, k]
+    yt.resize(static_cast<std::size_t>(N * M));
+    gemm_packed(N, M, K, W, K, packed.data(), yt.data(), M, nullptr, false);
+    const float* t = yt.data();
+    parallel_for(0, M, 1, [&](index_t m0, index_t m1) {
+        for (index_t m = m0; m < m1; ++m)
+            for (index_t n = 0; n < N; ++n) y[m * N + n] = t[n * M + m] + (b ? b[n] : 0.0f);
+    });
 }
 
 // dx[M, K] += dy[M, N] · W.
