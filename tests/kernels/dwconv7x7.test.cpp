@@ -13,7 +13,9 @@ const dims odd_shapes[] = {{1, 1, 1, 1}, {1, 1, 1, 17}, {2, 5, 3, 3}, {1, 9, 4, 
                            // W >= 10 and C >= 16: the four-column interior path, with and without a channel tail
                            {1, 5, 12, 17}, {2, 3, 14, 48}, {1, 2, 21, 16}, {1, 10, 10, 35},
                            // half-width blocks: 40 = 2 x 16 + 8, 27 = 16 + 8 + 3
-                           {2, 4, 12, 40}, {1, 3, 11, 27}};
+                           {2, 4, 12, 40}, {1, 3, 11, 27},
+                           // eight-column windows (W - 6 >= 8), with a half block and a tail
+                           {2, 3, 16, 40}, {1, 2, 19, 27}};
 } // namespace
 
 TEST_CASE("dwconv7x7 kernels equal their _ref twins on odd shapes", "[kernels][dwconv7x7]")

@@ -13,6 +13,8 @@
 #include "../sparse/active_sites.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace convnextv2::kernels {
@@ -70,34 +72,62 @@ inline void dw_site(const T* __restrict in_img, index_t W, index_t C, index_t h,
     for (index_t j = 0; j < width; ++j) out[j] = acc[j];
 }
 
-// Four adjacent output columns whose taps are all in range horizontally (wo >= 3, wo + 3 <= W − 4),
-// one channel block of dw_quad_block: each weight vector loaded once serves four columns.
+// Q adjacent output columns whose taps are all in range horizontally (wo >= 3, wo + Q <= W − 3),
+// one channel block of B lanes held in registers (GCC/Clang vector types). Per kernel row the 7
+// weight vectors are loaded once and each of the Q + 6 input vectors once, then feeds every output
+// column it touches: 13 + Q loads per 7·Q multiply-adds (a load per multiply-add when each tap
+// reloaded its input).
+template <class T, std::size_t Bytes>
+struct dw_vec_of;  // (an attribute on a dependent type is ignored, hence one specialisation each)
+template <>
+struct dw_vec_of<float, 64> { typedef float type __attribute__((vector_size(64))); };
+template <>
+struct dw_vec_of<float, 32> { typedef float type __attribute__((vector_size(32))); };
+template <>
+struct dw_vec_of<double, 64> { typedef double type __attribute__((vector_size(64))); };
+template <>
+struct dw_vec_of<double, 32> { typedef double type __attribute__((vector_size(32))); };
+template <class T, index_t B>
+using dw_vec = typename dw_vec_of<T, static_cast<std::size_t>(B) * sizeof(T)>::type;
+
+template <class V, class T>
+inline V dw_load(const T* p)
+{
+    V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
 template <class T>
 inline constexpr index_t dw_quad_block = 64 / static_cast<index_t>(sizeof(T));
 
-template <bool Flip, bool Accumulate, class T, index_t B = dw_quad_block<T>>
-inline void dw_quad(const T* __restrict in_img, index_t W, index_t C, index_t h, index_t wo, index_t kh0, index_t kh1,
-                    const T* __restrict w, const T* __restrict b, T* __restrict out, index_t c0)
+template <bool Flip, bool Accumulate, int Q, class T, index_t B = dw_quad_block<T>>
+inline void dw_window(const T* __restrict in_img, index_t W, index_t C, index_t h, index_t wo, index_t kh0, index_t kh1,
+                      const T* __restrict w, const T* __restrict b, T* __restrict out, index_t c0)
 {
-    constexpr int Q = 4;
-    alignas(64) T acc[Q][B];
-    for (int q = 0; q < Q; ++q)
-        for (index_t j = 0; j < B; ++j) {
-            if constexpr (Accumulate)
-                acc[q][j] = out[q * C + j];
-            else
-                acc[q][j] = b ? b[c0 + j] : T(0);
-        }
+    using V = dw_vec<T, B>;
+    V acc[Q];
+    for (int q = 0; q < Q; ++q) {
+        if constexpr (Accumulate) acc[q] = dw_load<V>(out + q * C);
+        else acc[q] = b ? dw_load<V>(b + c0) : V{};
+    }
     for (index_t kh = kh0; kh < kh1; ++kh) {
         const T* xr = in_img + ((h + kh - dw_pad) * W + wo - dw_pad) * C + c0;
         const T* wr = w + (Flip ? dw_k - 1 - kh : kh) * dw_k * C + c0;
-        for (index_t kw = 0; kw < dw_k; ++kw) {
-            const T* __restrict wp = wr + (Flip ? dw_k - 1 - kw : kw) * C;
-            for (int q = 0; q < Q; ++q) dw_fma(acc[q], xr + (q + kw) * C, wp, B);
+        V wv[dw_k];
+#pragma GCC unroll 7
+        for (int kw = 0; kw < dw_k; ++kw) wv[kw] = dw_load<V>(wr + (Flip ? dw_k - 1 - kw : kw) * C);
+#pragma GCC unroll 16
+        for (int j = 0; j < Q + dw_k - 1; ++j) {
+            const V xv = dw_load<V>(xr + j * C);
+#pragma GCC unroll 7
+            for (int kw = 0; kw < dw_k; ++kw) {
+                const int q = j - kw;
+                if (q >= 0 && q < Q) acc[q] += xv * wv[kw];
+            }
         }
     }
-    for (int q = 0; q < Q; ++q)
-        for (index_t j = 0; j < B; ++j) out[q * C + j] = acc[q][j];
+    for (int q = 0; q < Q; ++q) std::memcpy(out + q * C, &acc[q], sizeof(V));
 }
 
 // out[n,h,w,:] (= init | +=) 7x7 depthwise correlation of `in` with w (or its flip).
@@ -112,20 +142,31 @@ void dw_correlate(const T* in, index_t N, index_t H, index_t W, index_t C, const
             const T* img = in + n * H * W * C;
             T* orow = out + r * W * C;
             const index_t kh0 = dw_tap_lo(h), kh1 = dw_tap_hi(h, H);
+            // Q columns of interior windows: full blocks, a half block (atto's C = 40 = 2 x 16 + 8)
+            // and any remaining channels site by site.
+            auto window = [&](auto q_const, index_t wo) {
+                constexpr int Q = decltype(q_const)::value;
+                T* o = orow + wo * C;
+                for (index_t c0 = 0; c0 < full_q; c0 += BQ) dw_window<Flip, Accumulate, Q>(img, W, C, h, wo, kh0, kh1, w, b, o + c0, c0);
+                index_t rest = full_q;
+                if (C - rest >= BQ / 2) {
+                    dw_window<Flip, Accumulate, Q, T, BQ / 2>(img, W, C, h, wo, kh0, kh1, w, b, o + rest, rest);
+                    rest += BQ / 2;
+                }
+                if (rest < C)
+                    for (index_t q = 0; q < Q; ++q)
+                        dw_site<false, Flip, Accumulate>(img, W, C, h, wo + q, kh0, kh1, 0, dw_k, w, b, o + q * C + rest, rest,
+                                                         C - rest);
+            };
             index_t wo = 0;
             while (wo < W) {
-                if (wo >= dw_pad && wo + 4 <= W - dw_pad && full_q > 0) {
-                    T* o = orow + wo * C;
-                    for (index_t c0 = 0; c0 < full_q; c0 += BQ) dw_quad<Flip, Accumulate>(img, W, C, h, wo, kh0, kh1, w, b, o + c0, c0);
-                    index_t rest = full_q;
-                    if (C - rest >= BQ / 2) {  // a half block (atto's C = 40 = 2 x 16 + 8) keeps the quad's reuse
-                        dw_quad<Flip, Accumulate, T, BQ / 2>(img, W, C, h, wo, kh0, kh1, w, b, o + rest, rest);
-                        rest += BQ / 2;
-                    }
-                    if (rest < C)
-                        for (index_t q = 0; q < 4; ++q)
-                            dw_site<false, Flip, Accumulate>(img, W, C, h, wo + q, kh0, kh1, 0, dw_k, w, b, o + q * C + rest,
-                                                             rest, C - rest);
+                if (wo >= dw_pad && wo + 8 <= W - dw_pad && C >= BQ / 2) {
+                    window(std::integral_constant<int, 8>{}, wo);
+                    wo += 8;
+                    continue;
+                }
+                if (wo >= dw_pad && wo + 4 <= W - dw_pad && C >= BQ / 2) {
+                    window(std::integral_constant<int, 4>{}, wo);
                     wo += 4;
                     continue;
                 }
@@ -151,7 +192,30 @@ inline void dw_wgrad_row(const T* __restrict dyr, const T* __restrict xr, index_
     const index_t width = Full ? B : width_rt;
     alignas(64) T acc[dw_k][B] = {};
     const index_t i0 = dw_pad, i1 = W - dw_pad;  // interior columns [3, W−3)
-    for (index_t wo = i0; wo < i1; ++wo) {
+    index_t wo = i0;
+    if constexpr (Full) {
+        // Eight columns at a time in registers: 8 dy and 14 input vectors loaded per 56
+        // multiply-adds (each input vector serves up to seven taps).
+        using V = dw_vec<T, B>;
+        constexpr int Q = 8;
+        V a[dw_k] = {};
+        for (; wo + Q <= i1; wo += Q) {
+            V g[Q];
+#pragma GCC unroll 8
+            for (int q = 0; q < Q; ++q) g[q] = dw_load<V>(dyr + (wo + q) * C + c0);
+#pragma GCC unroll 14
+            for (int j = 0; j < Q + dw_k - 1; ++j) {
+                const V xv = dw_load<V>(xr + (wo - dw_pad + j) * C + c0);
+#pragma GCC unroll 7
+                for (int kw = 0; kw < dw_k; ++kw) {
+                    const int q = j - kw;
+                    if (q >= 0 && q < Q) a[kw] += g[q] * xv;
+                }
+            }
+        }
+        for (int kw = 0; kw < dw_k; ++kw) std::memcpy(acc[kw], &a[kw], sizeof(V));
+    }
+    for (; wo < i1; ++wo) {
         const T* __restrict g = dyr + wo * C + c0;
         const T* __restrict xp = xr + (wo - dw_pad) * C + c0;
         for (index_t kw = 0; kw < dw_k; ++kw) dw_fma(acc[kw], g, xp + kw * C, width);
