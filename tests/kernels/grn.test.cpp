@@ -35,9 +35,10 @@ grn_out<T> run_ref(const tensor<T>& x, const tensor<T>& gamma, const tensor<T>& 
 
 TEST_CASE("grn kernels equal their _ref twins on odd shapes", "[kernels][grn]")
 {
-    // (N, S = H·W, D); the last shapes span several site chunks.
+    // (N, S = H·W, D); {2, 67², 33} and {3, 49, 3072} span several site chunks; N >= 8 takes the
+    // one-task-per-sample path (kernels::grn_per_group_min).
     for (auto [N, S, D] : {std::array<index_t, 3>{1, 1, 3}, {1, 1, 1}, {3, 1, 17}, {2, 9, 17}, {1, 25, 33}, {2, 67 * 67, 33},
-                           {3, 7 * 7, 3072}}) {
+                           {3, 7 * 7, 3072}, {8, 1, 5}, {9, 7, 17}, {10, 16 * 16, 40}}) {
         CAPTURE(N, S, D);
         auto x = test::random_tensor<float>({N, S, D}, 1);
         auto gamma = test::random_tensor<float>({D}, 2);
@@ -157,18 +158,22 @@ TEST_CASE("grn: large-magnitude float activations match a double reference", "[k
 
 TEST_CASE("grn: backward is bit-identical for 1 and 2 threads", "[kernels][grn]")
 {
-    const index_t N = 3, S = 60 * 60, D = 40;  // several site chunks per sample
-    auto x = test::random_tensor<float>({N, S, D}, 1);
-    auto gamma = test::random_tensor<float>({D}, 2);
-    auto beta = test::random_tensor<float>({D}, 3);
-    auto dy = test::random_tensor<float>({N, S, D}, 4);
-    REQUIRE(num_chunks(S, kernels::grn_site_chunk(S, D)) > 1);
-    grn_out<float> o1, o2;
-    tbb::task_arena a1(1), a2(2);
-    a1.execute([&] { o1 = run_fast(x, gamma, beta, dy, N, S, D); });
-    a2.execute([&] { o2 = run_fast(x, gamma, beta, dy, N, S, D); });
-    REQUIRE(std::equal(o1.dgamma.begin(), o1.dgamma.end(), o2.dgamma.begin()));
-    REQUIRE(std::equal(o1.dbeta.begin(), o1.dbeta.end(), o2.dbeta.begin()));
-    REQUIRE(std::equal(o1.dx.begin(), o1.dx.end(), o2.dx.begin()));
-    REQUIRE(std::equal(o1.y.begin(), o1.y.end(), o2.y.begin()));
+    // N = 3: several site chunks per sample; N = 9: one task per sample.
+    for (const index_t N : {index_t{3}, kernels::grn_per_group_min + 1}) {
+        CAPTURE(N);
+        const index_t S = 60 * 60, D = 40;
+        auto x = test::random_tensor<float>({N, S, D}, 1);
+        auto gamma = test::random_tensor<float>({D}, 2);
+        auto beta = test::random_tensor<float>({D}, 3);
+        auto dy = test::random_tensor<float>({N, S, D}, 4);
+        REQUIRE(num_chunks(S, kernels::grn_site_chunk(S, D)) > 1);
+        grn_out<float> o1, o2;
+        tbb::task_arena a1(1), a2(2);
+        a1.execute([&] { o1 = run_fast(x, gamma, beta, dy, N, S, D); });
+        a2.execute([&] { o2 = run_fast(x, gamma, beta, dy, N, S, D); });
+        REQUIRE(std::equal(o1.dgamma.begin(), o1.dgamma.end(), o2.dgamma.begin()));
+        REQUIRE(std::equal(o1.dbeta.begin(), o1.dbeta.end(), o2.dbeta.begin()));
+        REQUIRE(std::equal(o1.dx.begin(), o1.dx.end(), o2.dx.begin()));
+        REQUIRE(std::equal(o1.y.begin(), o1.y.end(), o2.y.begin()));
+    }
 }

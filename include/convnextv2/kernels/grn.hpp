@@ -11,8 +11,9 @@
 //   dgamma[d] += Σ_groups Nx[d]·Sgx[d],  dbeta[d] += Σ_groups Sg[d]
 // The per-group building blocks (grn_sumsq_rows, grn_stats_from_sumsq, grn_scale, grn_apply_rows,
 // grn_bwd_sums_rows, grn_bwd_coef, grn_bwd_data_rows) take plain row blocks so a masked/sparse
-// GRN can feed them its active rows; grn_fwd / grn_bwd are the dense drivers. All reductions use
-// fixed site chunks combined in index order: bit-identical for any thread count.
+// GRN can feed them its active rows; grn_fwd / grn_bwd are the dense drivers. With many groups
+// each group is one task (its rows summed in order); with few, fixed site chunks are combined in
+// index order. The choice depends on the shape only: bit-identical for any thread count.
 #pragma once
 #include "../core/parallel.hpp"
 
@@ -174,12 +175,54 @@ void grn_for_rows(const index_t* off, index_t G, index_t D, F&& f)
         }
     });
 }
+
+// dgamma[d] += Σ_g Nx[g,d]·Sgx[g,d], dbeta[d] += Σ_g Sg[g,d], summed over g in order (row-wise,
+// so the [G, D] arrays are read contiguously).
+template <class T>
+void grn_param_grads(const grn_stats& st, const std::vector<double>& sgx, const std::vector<double>& sg, index_t G, index_t D,
+                     T* dgamma, T* dbeta)
+{
+    std::vector<double> sgam(static_cast<std::size_t>(D), 0.0), sbet(static_cast<std::size_t>(D), 0.0);
+    for (index_t g = 0; g < G; ++g) {
+        const double* nx = st.nx.data() + g * D;
+        const double* a = sgx.data() + g * D;
+        const double* b = sg.data() + g * D;
+        for (index_t d = 0; d < D; ++d) {
+            sgam[static_cast<std::size_t>(d)] += nx[d] * a[d];
+            sbet[static_cast<std::size_t>(d)] += b[d];
+        }
+    }
+    for (index_t d = 0; d < D; ++d) {
+        if (dgamma) dgamma[d] += static_cast<T>(sgam[static_cast<std::size_t>(d)]);
+        if (dbeta) dbeta[d] += static_cast<T>(sbet[static_cast<std::size_t>(d)]);
+    }
+}
 } // namespace detail
+
+// With at least this many groups (a shape-only rule, so results never depend on the thread
+// count) each group is one task: its statistics and its apply pass run back to back while the
+// group is still in cache, instead of two sweeps over the whole tensor.
+inline constexpr index_t grn_per_group_min = 8;
 
 template <class T>
 void grn_fwd_groups(const T* x, const index_t* off, index_t G, index_t D, const T* gamma, const T* beta, T* y, grn_stats& st)
 {
     st.resize(G, D);
+    if (G >= grn_per_group_min) {
+        parallel_for(0, G, 1, [&](index_t g0, index_t g1) {
+            std::vector<double> ss(static_cast<std::size_t>(D));
+            std::vector<T> scale(static_cast<std::size_t>(D));
+            for (index_t g = g0; g < g1; ++g) {
+                const index_t r0 = off[g], rows = off[g + 1] - off[g];
+                std::fill(ss.begin(), ss.end(), 0.0);
+                grn_sumsq_rows(x + r0 * D, rows, D, ss.data());
+                st.M[static_cast<std::size_t>(g)] = grn_stats_from_sumsq(ss.data(), D, st.G.data() + g * D, st.nx.data() + g * D);
+                grn_scale(gamma, st.nx.data() + g * D, D, scale.data());
+                grn_apply_rows(x + r0 * D, rows, D, scale.data(), beta, y + r0 * D);
+            }
+        });
+        return;
+    }
     detail::grn_tasks tasks(off, G, D);
     std::vector<double> part(static_cast<std::size_t>(tasks.size() * D), 0.0);
     parallel_for(0, tasks.size(), 1, [&](index_t t0, index_t t1) {
@@ -211,6 +254,24 @@ template <class T>
 void grn_bwd_groups(const T* dy, const T* x, const index_t* off, index_t G, index_t D, const T* gamma, const grn_stats& st, T* dx,
                     T* dgamma, T* dbeta)
 {
+    std::vector<double> sgx(static_cast<std::size_t>(G * D), 0.0), sg(static_cast<std::size_t>(G * D), 0.0);
+    if (G >= grn_per_group_min) {  // one task per group, sums then data pass while it is in cache
+        parallel_for(0, G, 1, [&](index_t g0, index_t g1) {
+            std::vector<T> scale(static_cast<std::size_t>(D));
+            std::vector<double> coef(static_cast<std::size_t>(D));
+            for (index_t g = g0; g < g1; ++g) {
+                const index_t r0 = off[g], rows = off[g + 1] - off[g];
+                double* a = sgx.data() + g * D;
+                grn_bwd_sums_rows(dy + r0 * D, x + r0 * D, rows, D, a, sg.data() + g * D);
+                if (!dx) continue;
+                grn_scale(gamma, st.nx.data() + g * D, D, scale.data());
+                grn_bwd_coef(gamma, st.G.data() + g * D, st.M[static_cast<std::size_t>(g)], a, D, coef.data());
+                grn_bwd_data_rows(dy + r0 * D, x + r0 * D, rows, D, scale.data(), coef.data(), dx + r0 * D);
+            }
+        });
+        detail::grn_param_grads(st, sgx, sg, G, D, dgamma, dbeta);
+        return;
+    }
     detail::grn_tasks tasks(off, G, D);
     std::vector<double> pgx(static_cast<std::size_t>(tasks.size() * D), 0.0), pg(static_cast<std::size_t>(tasks.size() * D), 0.0);
     parallel_for(0, tasks.size(), 1, [&](index_t t0, index_t t1) {
@@ -220,7 +281,6 @@ void grn_bwd_groups(const T* dy, const T* x, const index_t* off, index_t G, inde
         }
     });
     // Per-group totals, then coefficients for dx.
-    std::vector<double> sgx(static_cast<std::size_t>(G * D), 0.0), sg(static_cast<std::size_t>(G * D), 0.0);
     std::vector<T> scale(static_cast<std::size_t>(G * D));
     std::vector<double> coef(static_cast<std::size_t>(G * D));
     parallel_for(0, G, 1, [&](index_t g0, index_t g1) {
@@ -236,15 +296,7 @@ void grn_bwd_groups(const T* dy, const T* x, const index_t* off, index_t G, inde
             grn_bwd_coef(gamma, st.G.data() + g * D, st.M[static_cast<std::size_t>(g)], a, D, coef.data() + g * D);
         }
     });
-    for (index_t d = 0; d < D; ++d) {
-        double sgam = 0, sbet = 0;
-        for (index_t g = 0; g < G; ++g) {
-            sgam += st.nx[static_cast<std::size_t>(g * D + d)] * sgx[static_cast<std::size_t>(g * D + d)];
-            sbet += sg[static_cast<std::size_t>(g * D + d)];
-        }
-        if (dgamma) dgamma[d] += static_cast<T>(sgam);
-        if (dbeta) dbeta[d] += static_cast<T>(sbet);
-    }
+    detail::grn_param_grads(st, sgx, sg, G, D, dgamma, dbeta);
     if (!dx) return;
     detail::grn_for_rows(off, G, D, [&](index_t g, index_t r0, index_t r1) {
         grn_bwd_data_rows(dy + r0 * D, x + r0 * D, r1 - r0, D, scale.data() + g * D, coef.data() + g * D, dx + r0 * D);
