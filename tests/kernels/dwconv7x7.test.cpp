@@ -15,7 +15,9 @@ const dims odd_shapes[] = {{1, 1, 1, 1}, {1, 1, 1, 17}, {2, 5, 3, 3}, {1, 9, 4, 
                            // half-width blocks: 40 = 2 x 16 + 8, 27 = 16 + 8 + 3
                            {2, 4, 12, 40}, {1, 3, 11, 27},
                            // eight-column windows (W - 6 >= 8), with a half block and a tail
-                           {2, 3, 16, 40}, {1, 2, 19, 27}};
+                           {2, 3, 16, 40}, {1, 2, 19, 27},
+                           // narrow maps (W <= 8, C >= 8): whole-row clipped windows, full/half blocks and tails
+                           {2, 4, 2, 256}, {1, 7, 7, 48}, {3, 4, 4, 24}, {1, 2, 1, 16}, {2, 3, 5, 9}, {1, 6, 3, 41}};
 } // namespace
 
 TEST_CASE("dwconv7x7 kernels equal their _ref twins on odd shapes", "[kernels][dwconv7x7]")

@@ -101,7 +101,9 @@ inline V dw_load(const T* p)
 template <class T>
 inline constexpr index_t dw_quad_block = 64 / static_cast<index_t>(sizeof(T));
 
-template <bool Flip, bool Accumulate, int Q, class T, index_t B = dw_quad_block<T>>
+// Clip: a whole row of a narrow map (wo = 0, Q = W <= 8): input columns outside [0, W) are skipped
+// at compile time instead of read, so small maps (7x7, 4x4, 2x2) get the same register window.
+template <bool Flip, bool Accumulate, int Q, class T, index_t B = dw_quad_block<T>, bool Clip = false>
 inline void dw_window(const T* __restrict in_img, index_t W, index_t C, index_t h, index_t wo, index_t kh0, index_t kh1,
                       const T* __restrict w, const T* __restrict b, T* __restrict out, index_t c0)
 {
@@ -112,14 +114,16 @@ inline void dw_window(const T* __restrict in_img, index_t W, index_t C, index_t 
         else acc[q] = b ? dw_load<V>(b + c0) : V{};
     }
     for (index_t kh = kh0; kh < kh1; ++kh) {
-        const T* xr = in_img + ((h + kh - dw_pad) * W + wo - dw_pad) * C + c0;
+        const T* xrow = in_img + (h + kh - dw_pad) * W * C + c0;
         const T* wr = w + (Flip ? dw_k - 1 - kh : kh) * dw_k * C + c0;
         V wv[dw_k];
 #pragma GCC unroll 7
         for (int kw = 0; kw < dw_k; ++kw) wv[kw] = dw_load<V>(wr + (Flip ? dw_k - 1 - kw : kw) * C);
 #pragma GCC unroll 16
         for (int j = 0; j < Q + dw_k - 1; ++j) {
-            const V xv = dw_load<V>(xr + j * C);
+            if constexpr (Clip)
+                if (j < dw_pad || j >= Q + dw_pad) continue;
+            const V xv = dw_load<V>(xrow + (wo - dw_pad + j) * C);
 #pragma GCC unroll 7
             for (int kw = 0; kw < dw_k; ++kw) {
                 const int q = j - kw;
@@ -128,6 +132,23 @@ inline void dw_window(const T* __restrict in_img, index_t W, index_t C, index_t 
         }
     }
     for (int q = 0; q < Q; ++q) std::memcpy(out + q * C, &acc[q], sizeof(V));
+}
+
+// Calls f(std::integral_constant<int, W>) for a map width 1 <= W <= dw_narrow.
+inline constexpr index_t dw_narrow = 8;
+template <class F>
+inline void dw_with_width(index_t W, F&& f)
+{
+    switch (W) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    default: f(std::integral_constant<int, 8>{}); break;
+    }
 }
 
 // out[n,h,w,:] (= init | +=) 7x7 depthwise correlation of `in` with w (or its flip).
@@ -144,29 +165,35 @@ void dw_correlate(const T* in, index_t N, index_t H, index_t W, index_t C, const
             const index_t kh0 = dw_tap_lo(h), kh1 = dw_tap_hi(h, H);
             // Q columns of interior windows: full blocks, a half block (atto's C = 40 = 2 x 16 + 8)
             // and any remaining channels site by site.
-            auto window = [&](auto q_const, index_t wo) {
+            auto window = [&](auto q_const, auto clip_const, index_t wo) {
                 constexpr int Q = decltype(q_const)::value;
+                constexpr bool Clip = decltype(clip_const)::value;
                 T* o = orow + wo * C;
-                for (index_t c0 = 0; c0 < full_q; c0 += BQ) dw_window<Flip, Accumulate, Q>(img, W, C, h, wo, kh0, kh1, w, b, o + c0, c0);
+                for (index_t c0 = 0; c0 < full_q; c0 += BQ)
+                    dw_window<Flip, Accumulate, Q, T, BQ, Clip>(img, W, C, h, wo, kh0, kh1, w, b, o + c0, c0);
                 index_t rest = full_q;
                 if (C - rest >= BQ / 2) {
-                    dw_window<Flip, Accumulate, Q, T, BQ / 2>(img, W, C, h, wo, kh0, kh1, w, b, o + rest, rest);
+                    dw_window<Flip, Accumulate, Q, T, BQ / 2, Clip>(img, W, C, h, wo, kh0, kh1, w, b, o + rest, rest);
                     rest += BQ / 2;
                 }
                 if (rest < C)
                     for (index_t q = 0; q < Q; ++q)
-                        dw_site<false, Flip, Accumulate>(img, W, C, h, wo + q, kh0, kh1, 0, dw_k, w, b, o + q * C + rest, rest,
-                                                         C - rest);
+                        dw_site<false, Flip, Accumulate>(img, W, C, h, wo + q, kh0, kh1, dw_tap_lo(wo + q), dw_tap_hi(wo + q, W), w,
+                                                         b, o + q * C + rest, rest, C - rest);
             };
+            if (W <= dw_narrow && C >= BQ / 2) {  // narrow map: the whole row is one clipped window
+                dw_with_width(W, [&](auto q_const) { window(q_const, std::true_type{}, 0); });
+                continue;
+            }
             index_t wo = 0;
             while (wo < W) {
                 if (wo >= dw_pad && wo + 8 <= W - dw_pad && C >= BQ / 2) {
-                    window(std::integral_constant<int, 8>{}, wo);
+                    window(std::integral_constant<int, 8>{}, std::false_type{}, wo);
                     wo += 8;
                     continue;
                 }
                 if (wo >= dw_pad && wo + 4 <= W - dw_pad && C >= BQ / 2) {
-                    window(std::integral_constant<int, 4>{}, wo);
+                    window(std::integral_constant<int, 4>{}, std::false_type{}, wo);
                     wo += 4;
                     continue;
                 }
@@ -180,6 +207,31 @@ void dw_correlate(const T* in, index_t N, index_t H, index_t W, index_t C, const
             }
         }
     });
+}
+
+// Weight gradient of a whole narrow row (W = Q <= 8) in registers: the seven tap accumulators and
+// the Q dy vectors stay in registers, input columns outside [0, Q) are skipped at compile time.
+template <int Q, class T, index_t B>
+inline void dw_wgrad_narrow_row(const T* __restrict dyr, const T* __restrict xr, index_t C, T* __restrict pt, index_t c0)
+{
+    using V = dw_vec<T, B>;
+    V a[dw_k] = {}, g[Q];
+#pragma GCC unroll 8
+    for (int q = 0; q < Q; ++q) g[q] = dw_load<V>(dyr + q * C + c0);
+#pragma GCC unroll 14
+    for (int j = dw_pad; j < Q + dw_pad; ++j) {
+        const V xv = dw_load<V>(xr + (j - dw_pad) * C + c0);
+#pragma GCC unroll 7
+        for (int kw = 0; kw < dw_k; ++kw) {
+            const int q = j - kw;
+            if (q >= 0 && q < Q) a[kw] += g[q] * xv;
+        }
+    }
+    for (int kw = 0; kw < dw_k; ++kw) {
+        V p = dw_load<V>(pt + kw * C + c0);
+        p += a[kw];
+        std::memcpy(pt + kw * C + c0, &p, sizeof(V));
+    }
 }
 
 // Weight gradient of one output row against one input row (fixed kh), channels [c0, c0+width):
@@ -234,6 +286,23 @@ inline void dw_wgrad_row(const T* __restrict dyr, const T* __restrict xr, index_
         for (index_t j = 0; j < width; ++j) pt[kw * C + c0 + j] += acc[kw][j];
 }
 
+// A narrow row (W <= 8) over full and half channel blocks; returns the first channel not done.
+template <class T>
+index_t dw_wgrad_narrow_blocks(const T* dyr, const T* xr, index_t W, index_t C, T* pt)
+{
+    constexpr index_t B = dw_quad_block<T>;
+    index_t c0 = 0;
+    dw_with_width(W, [&](auto q) {
+        constexpr int Q = decltype(q)::value;
+        for (; c0 + B <= C; c0 += B) dw_wgrad_narrow_row<Q, T, B>(dyr, xr, C, pt, c0);
+        if (C - c0 >= B / 2) {
+            dw_wgrad_narrow_row<Q, T, B / 2>(dyr, xr, C, pt, c0);
+            c0 += B / 2;
+        }
+    });
+    return c0;
+}
+
 // Rows per weight-gradient chunk: depends on sizes only (determinism), at most 32 partials.
 inline index_t dw_reduce_chunk(index_t rows, index_t W, index_t C)
 {
@@ -264,29 +333,40 @@ void dwconv7x7_bwd_weight(const T* dy, const T* x, index_t N, index_t H, index_t
     const index_t nc = num_chunks(rows, chunk);
     if (nc == 0) return;
     std::vector<T> partial(static_cast<std::size_t>(nc * psize), T(0));
-    parallel_chunks(rows, chunk, [&](index_t ci, index_t r0, index_t r1) {
-        T* p = partial.data() + ci * psize;
-        T* pb = p + dw_k * dw_k * C;
-        for (index_t r = r0; r < r1; ++r) {
-            const index_t n = r / H, h = r % H;
-            const T* dyr = dy + r * W * C;
-            for (index_t wo = 0; wo < W; ++wo) {
-                const T* __restrict g = dyr + wo * C;
-                for (index_t c = 0; c < C; ++c) pb[c] += g[c];
-            }
-            for (index_t kh = dw_tap_lo(h); kh < dw_tap_hi(h, H); ++kh) {
-                const T* xr = x + (n * H + h + kh - dw_pad) * W * C;
-                T* pt = p + kh * dw_k * C;
-                for (index_t c0 = 0; c0 < full; c0 += B) dw_wgrad_row<true>(dyr, xr, W, C, pt, c0, B);
-                index_t rest = full;
-                if (C - rest >= B / 2) {  // half block, as in dw_correlate
-                    dw_wgrad_row<true, T, B / 2>(dyr, xr, W, C, pt, rest, B / 2);
-                    rest += B / 2;
+    // Two instantiations of the chunk loop: sharing one body with the narrow branch slowed the
+    // wide-map code by 6-20% (register allocation), so each map kind gets its own.
+    auto run = [&](auto narrow_const) {
+        parallel_chunks(rows, chunk, [&](index_t ci, index_t r0, index_t r1) {
+            T* p = partial.data() + ci * psize;
+            T* pb = p + dw_k * dw_k * C;
+            for (index_t r = r0; r < r1; ++r) {
+                const index_t n = r / H, h = r % H;
+                const T* dyr = dy + r * W * C;
+                for (index_t wo = 0; wo < W; ++wo) {
+                    const T* __restrict g = dyr + wo * C;
+                    for (index_t c = 0; c < C; ++c) pb[c] += g[c];
                 }
-                if (rest < C) dw_wgrad_row<false>(dyr, xr, W, C, pt, rest, C - rest);
+                for (index_t kh = dw_tap_lo(h); kh < dw_tap_hi(h, H); ++kh) {
+                    const T* xr = x + (n * H + h + kh - dw_pad) * W * C;
+                    T* pt = p + kh * dw_k * C;
+                    index_t rest = 0;
+                    if constexpr (decltype(narrow_const)::value) {
+                        rest = dw_wgrad_narrow_blocks(dyr, xr, W, C, pt);
+                    } else {
+                        for (index_t c0 = 0; c0 < full; c0 += B) dw_wgrad_row<true>(dyr, xr, W, C, pt, c0, B);
+                        rest = full;
+                        if (C - rest >= B / 2) {  // half block, as in dw_correlate
+                            dw_wgrad_row<true, T, B / 2>(dyr, xr, W, C, pt, rest, B / 2);
+                            rest += B / 2;
+                        }
+                    }
+                    if (rest < C) dw_wgrad_row<false>(dyr, xr, W, C, pt, rest, C - rest);
+                }
             }
-        }
-    });
+        });
+    };
+    if (W <= dw_narrow) run(std::true_type{});
+    else run(std::false_type{});
     for (index_t ci = 0; ci < nc; ++ci) {
         const T* p = partial.data() + ci * psize;
         for (index_t i = 0; i < dw_k * dw_k * C; ++i) dw[i] += p[i];
