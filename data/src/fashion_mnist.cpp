@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // IDX reader (zlib gz* API: reads gzip and plain files alike) and the Fashion-MNIST dataset.
 #include <convnextv2/data/fashion_mnist.hpp>
+#include <convnextv2/data/transforms.hpp>
 
 #include <zlib.h>
 
@@ -148,6 +149,7 @@ fashion_mnist_dataset::fashion_mnist_dataset(fashion_mnist_options opt) : opt_(s
     CONVNEXTV2_CHECK(opt_.std > 0, "fashion_mnist: std must be > 0");
     CONVNEXTV2_CHECK(opt_.random_crop_padding >= 0, "fashion_mnist: random_crop_padding must be >= 0");
     CONVNEXTV2_CHECK(opt_.hflip >= 0 && opt_.hflip <= 1, "fashion_mnist: hflip must be in [0, 1], got ", opt_.hflip);
+    CONVNEXTV2_CHECK(opt_.re_prob >= 0 && opt_.re_prob <= 1, "fashion_mnist: re_prob must be in [0, 1], got ", opt_.re_prob);
     CONVNEXTV2_CHECK(opt_.limit >= 0, "fashion_mnist: limit must be >= 0");
 
     const std::string prefix = opt_.split == "train" ? "train" : "t10k";
@@ -204,8 +206,8 @@ void fashion_mnist_dataset::get(index_t i, std::uint64_t epoch_seed, bool train,
 
     int pad = 0, oy = 0, ox = 0;
     bool flip = false;
+    counter_rng rng(epoch_seed, static_cast<std::uint64_t>(i));
     if (train) {
-        counter_rng rng(epoch_seed, static_cast<std::uint64_t>(i));
         pad = opt_.random_crop_padding;
         if (pad > 0) {
             oy = static_cast<int>(rng.below(static_cast<std::uint64_t>(2 * pad + 1)));
@@ -224,6 +226,8 @@ void fashion_mnist_dataset::get(index_t i, std::uint64_t epoch_seed, bool train,
             for (int c = 0; c < C; ++c) o[c] = nv;
         }
     }
+    // Drawn after the crop and flip, so recipes without erasing see the same samples as before.
+    if (train && opt_.re_prob > 0) random_erasing(out, S, S, C, opt_.re_prob, opt_.re_random_fill, rng);
     *label = labels_[static_cast<std::size_t>(i)];
 }
 

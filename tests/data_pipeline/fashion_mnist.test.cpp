@@ -209,6 +209,37 @@ TEST_CASE("fashion_mnist: padding, resize, channels, augmentation", "[data][fash
     std::vector<float> r(16 * 16);
     small.get(0, 0, false, r.data(), &label);
     for (float v : r) REQUIRE((v >= bg - 1e-5f && v <= (1.0f - 0.2860f) / 0.3530f + 1e-5f));
+
+    // Random erasing (re_prob): one box of zeros (re_random_fill off) on the train sample only;
+    // every pixel outside it, and the crop/flip draws before it, as without erasing.
+    o.image_size = 32;
+    o.random_crop_padding = 2;
+    o.hflip = 0.5;
+    fashion_mnist_dataset plain(o);
+    o.re_prob = 1.0;
+    o.re_random_fill = false;
+    fashion_mnist_dataset erase(o);
+    std::vector<float> p(32 * 32), q(32 * 32);
+    plain.get(2, 5, true, p.data(), &label);
+    erase.get(2, 5, true, q.data(), &label);
+    int y0 = 32, y1 = -1, x0 = 32, x1 = -1, changed = 0;
+    for (int y = 0; y < 32; ++y)
+        for (int x = 0; x < 32; ++x) {
+            const std::size_t i = static_cast<std::size_t>(y * 32 + x);
+            if (q[i] == p[i]) continue;
+            ++changed;
+            REQUIRE(q[i] == 0.0f);
+            y0 = std::min(y0, y), y1 = std::max(y1, y), x0 = std::min(x0, x), x1 = std::max(x1, x);
+        }
+    REQUIRE(changed > 0);
+    // The changed pixels lie in one box, and each pixel of the box is either changed or already 0.
+    for (int y = y0; y <= y1; ++y)
+        for (int x = x0; x <= x1; ++x) REQUIRE((q[static_cast<std::size_t>(y * 32 + x)] == 0.0f));
+    erase.get(2, 5, false, q.data(), &label);
+    plain.get(2, 5, false, p.data(), &label);
+    REQUIRE(q == p);  // evaluation samples are never erased
+    o.re_prob = 1.5;
+    REQUIRE_THROWS_WITH(fashion_mnist_dataset(o), Catch::Contains("re_prob"));
 }
 
 TEST_CASE("batch_loader: same (seed, epoch) gives identical batches with 1 and 2 threads", "[data][batch_loader]")

@@ -10,12 +10,12 @@ namespace {
 using dims = std::array<index_t, 4>;  // N, H, W, C
 const dims odd_shapes[] = {{1, 1, 1, 1}, {1, 1, 1, 17}, {2, 5, 3, 3}, {1, 9, 4, 17}, {3, 2, 11, 1},
                            {1, 8, 8, 40}, {2, 7, 9, 33}, {1, 13, 6, 64}, {4, 3, 3, 5},
-                           // W >= 10 and C >= 16: the four-column interior path, with and without a channel tail
+                           // W > 8: a left window clipped at column 0 (ends at min(8, W - 3)), middle windows of
+                           // 8 and one of 1..7 columns, a right window clipped at column W; with and without a
+                           // half block (40 = 2 x 16 + 8, 27 = 16 + 8 + 3) and a channel tail
                            {1, 5, 12, 17}, {2, 3, 14, 48}, {1, 2, 21, 16}, {1, 10, 10, 35},
-                           // half-width blocks: 40 = 2 x 16 + 8, 27 = 16 + 8 + 3
-                           {2, 4, 12, 40}, {1, 3, 11, 27},
-                           // eight-column windows (W - 6 >= 8), with a half block and a tail
-                           {2, 3, 16, 40}, {1, 2, 19, 27},
+                           {2, 4, 12, 40}, {1, 3, 11, 27}, {2, 3, 16, 40}, {1, 2, 19, 27},
+                           {1, 3, 17, 16}, {1, 2, 25, 8}, {1, 2, 28, 24}, {1, 2, 56, 16},
                            // narrow maps (W <= 8, C >= 8): whole-row clipped windows, full/half blocks and tails
                            {2, 4, 2, 256}, {1, 7, 7, 48}, {3, 4, 4, 24}, {1, 2, 1, 16}, {2, 3, 5, 9}, {1, 6, 3, 41}};
 } // namespace

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <deque>
 #include <memory>
+#include <tbb/task_arena.h>
 
 using namespace convnextv2;
 
@@ -180,4 +181,59 @@ TEST_CASE("adamw: float parameters, large tensor (parallel path) matches the sca
     REQUIRE(worst < 1e-6);
     opt.zero_grad();
     REQUIRE(gw[17] == 0.0f);
+}
+
+TEST_CASE("adamw: many float tensors with tails: one blocked loop matches the per-element formula, any thread count",
+          "[optim][adamw]")
+{
+    // Sizes around the 16-element block: tails, a whole block, a 1-element tensor, a large one.
+    const std::vector<index_t> sizes{5, 37, 16, 1, 40001, 33};  // 40001: the loop splits into tasks
+    auto run = [&](int threads, std::vector<tensor<float>>& w, std::vector<tensor<float>>& g) {
+        tbb::task_arena arena(threads);
+        param_list<float> l;
+        for (std::size_t i = 0; i < sizes.size(); ++i) {
+            w.push_back(test::random_tensor<float>({sizes[i]}, 10 + static_cast<std::uint64_t>(i)));
+            g.push_back(test::random_tensor<float>({sizes[i]}, 20 + static_cast<std::uint64_t>(i)));
+        }
+        for (std::size_t i = 0; i < sizes.size(); ++i)
+            add_param(l, "p" + std::to_string(i) + ".weight", w[i], g[i], shape_t{sizes[i]});
+        std::vector<param_group_info> groups(sizes.size());
+        groups[1].decay = false;
+        groups[2].lr_scale = 0.5;
+        adamw_options o;
+        o.weight_decay = 0.05;
+        adamw<float> opt(l, groups, o);
+        arena.execute([&] {
+            opt.step(1e-2);
+            for (auto& t : g)
+                for (auto& x : t) x = -0.5f * x + 0.1f;
+            opt.step(3e-3);
+        });
+    };
+    std::vector<tensor<float>> w1, g1, w2, g2;
+    run(1, w1, g1);
+    run(2, w2, g2);
+    // Reference: the same two steps element by element with the scalar formula (double math).
+    double worst = 0;
+    index_t differ = 0;  // elements where 1 and 2 threads disagree
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        tensor<float> w = test::random_tensor<float>({sizes[i]}, 10 + static_cast<std::uint64_t>(i));
+        tensor<float> g = test::random_tensor<float>({sizes[i]}, 20 + static_cast<std::uint64_t>(i));
+        std::vector<float> m(static_cast<std::size_t>(sizes[i]), 0.0f), v(m);
+        for (int t = 1; t <= 2; ++t) {
+            const double lr = (t == 1 ? 1e-2 : 3e-3) * (i == 2 ? 0.5 : 1.0);
+            detail::adamw_coef c{0.9, 0.999, 1e-8, std::sqrt(1 - std::pow(0.999, t)), i == 1 ? 1.0 : 1 - lr * 0.05,
+                                 lr / (1 - std::pow(0.9, t))};
+            for (index_t k = 0; k < sizes[i]; ++k) {
+                if (t == 2) g[k] = -0.5f * g[k] + 0.1f;
+                detail::adamw_element(w[k], g[k], m[static_cast<std::size_t>(k)], v[static_cast<std::size_t>(k)], c);
+            }
+        }
+        for (index_t k = 0; k < sizes[i]; ++k) {
+            differ += w1[i][k] != w2[i][k];
+            worst = std::max(worst, static_cast<double>(std::fabs(w1[i][k] - w[k])));
+        }
+    }
+    REQUIRE(differ == 0);
+    REQUIRE(worst < 1e-6);
 }

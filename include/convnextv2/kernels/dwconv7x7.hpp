@@ -44,14 +44,12 @@ inline void dw_fma(T* __restrict acc, const T* __restrict x, const T* __restrict
 
 // One output site, channels [c0, c0+width): out = init + Σ_taps in · w. Flip reads the kernel
 // rotated by 180 degrees (bwd_data is the correlation of dy with the flipped kernel).
-template <bool Full, bool Flip, bool Accumulate, class T>
+template <bool Flip, bool Accumulate, class T>
 inline void dw_site(const T* __restrict in_img, index_t W, index_t C, index_t h, index_t wo, index_t kh0, index_t kh1,
                     index_t kw0, index_t kw1, const T* __restrict w, const T* __restrict b, T* __restrict out, index_t c0,
-                    index_t width_rt)
+                    index_t width)
 {
-    constexpr index_t B = dw_block<T>;
-    const index_t width = Full ? B : width_rt;
-    alignas(64) T acc[B];
+    alignas(64) T acc[dw_block<T>];  // width <= dw_block
     if constexpr (Accumulate) {
         for (index_t j = 0; j < width; ++j) acc[j] = out[j];
     } else {
@@ -101,9 +99,10 @@ inline V dw_load(const T* p)
 template <class T>
 inline constexpr index_t dw_quad_block = 64 / static_cast<index_t>(sizeof(T));
 
-// Clip: a whole row of a narrow map (wo = 0, Q = W <= 8): input columns outside [0, W) are skipped
-// at compile time instead of read, so small maps (7x7, 4x4, 2x2) get the same register window.
-template <bool Flip, bool Accumulate, int Q, class T, index_t B = dw_quad_block<T>, bool Clip = false>
+// ClipL / ClipR: the window touches the map's left edge (wo = 0) or right edge (wo + Q = W); the
+// input columns outside [0, W) are then skipped at compile time instead of read, so border
+// columns and narrow maps (7x7, 4x4, 2x2) get the same register window as the interior.
+template <bool Flip, bool Accumulate, int Q, class T, index_t B = dw_quad_block<T>, bool ClipL = false, bool ClipR = false>
 inline void dw_window(const T* __restrict in_img, index_t W, index_t C, index_t h, index_t wo, index_t kh0, index_t kh1,
                       const T* __restrict w, const T* __restrict b, T* __restrict out, index_t c0)
 {
@@ -121,8 +120,10 @@ inline void dw_window(const T* __restrict in_img, index_t W, index_t C, index_t 
         for (int kw = 0; kw < dw_k; ++kw) wv[kw] = dw_load<V>(wr + (Flip ? dw_k - 1 - kw : kw) * C);
 #pragma GCC unroll 16
         for (int j = 0; j < Q + dw_k - 1; ++j) {
-            if constexpr (Clip)
-                if (j < dw_pad || j >= Q + dw_pad) continue;
+            if constexpr (ClipL)
+                if (j < dw_pad) continue;
+            if constexpr (ClipR)
+                if (j >= Q + dw_pad) continue;
             const V xv = dw_load<V>(xrow + (wo - dw_pad + j) * C);
 #pragma GCC unroll 7
             for (int kw = 0; kw < dw_k; ++kw) {
@@ -151,82 +152,108 @@ inline void dw_with_width(index_t W, F&& f)
     }
 }
 
+// Splits a row of W output columns into register windows, calling
+// f(integral_constant<int, Q>, clip_left, clip_right, wo) for each: a narrow row (W <= 8) is one
+// window clipped on both sides; a wider one gets a left window clipped at column 0, unclipped
+// windows of 8 (and one shorter) in the middle, and a right window clipped at column W. The
+// left window ends at a <= W − 3 so that its right taps stay inside the map, and the right one
+// starts at b >= 3 for its left taps. The forward, data-gradient and weight-gradient loops all
+// walk a row this way.
+template <class F>
+inline void dw_row_windows(index_t W, F&& f)
+{
+    using clip = std::true_type;
+    using open = std::false_type;
+    if (W <= dw_narrow) {
+        dw_with_width(W, [&](auto q) { f(q, clip{}, clip{}, index_t{0}); });
+        return;
+    }
+    const index_t a = std::min<index_t>(dw_narrow, W - dw_pad), b = std::max<index_t>(a, W - dw_narrow);
+    dw_with_width(a, [&](auto q) { f(q, clip{}, open{}, index_t{0}); });
+    index_t wo = a;
+    for (; wo + dw_narrow <= b; wo += dw_narrow) f(std::integral_constant<int, dw_narrow>{}, open{}, open{}, wo);
+    if (wo < b) dw_with_width(b - wo, [&](auto q) { f(q, open{}, open{}, wo); });
+    dw_with_width(W - b, [&](auto q) { f(q, open{}, clip{}, b); });
+}
+
 // out[n,h,w,:] (= init | +=) 7x7 depthwise correlation of `in` with w (or its flip).
 template <bool Flip, bool Accumulate, class T>
 void dw_correlate(const T* in, index_t N, index_t H, index_t W, index_t C, const T* w, const T* b, T* out)
 {
-    constexpr index_t B = dw_block<T>, BQ = dw_quad_block<T>;
-    const index_t full = C / B * B, full_q = C / BQ * BQ;
+    constexpr index_t BQ = dw_quad_block<T>;
+    const index_t full_q = C / BQ * BQ;
     parallel_for(0, N * H, dw_row_grain(W, C), [&](index_t r0, index_t r1) {
         for (index_t r = r0; r < r1; ++r) {
             const index_t n = r / H, h = r % H;
             const T* img = in + n * H * W * C;
             T* orow = out + r * W * C;
             const index_t kh0 = dw_tap_lo(h), kh1 = dw_tap_hi(h, H);
-            // Q columns of interior windows: full blocks, a half block (atto's C = 40 = 2 x 16 + 8)
-            // and any remaining channels site by site.
-            auto window = [&](auto q_const, auto clip_const, index_t wo) {
+            if (C < BQ / 2) {  // fewer channels than half a register block: site by site
+                for (index_t wo = 0; wo < W; ++wo)
+                    dw_site<Flip, Accumulate>(img, W, C, h, wo, kh0, kh1, dw_tap_lo(wo), dw_tap_hi(wo, W), w, b,
+                                                     orow + wo * C, 0, C);
+                continue;
+            }
+            // Each window: full channel blocks, a half block (atto's C = 40 = 2 x 16 + 8) and any
+            // remaining channels site by site.
+            dw_row_windows(W, [&](auto q_const, auto clip_l, auto clip_r, index_t wo) {
                 constexpr int Q = decltype(q_const)::value;
-                constexpr bool Clip = decltype(clip_const)::value;
+                constexpr bool CL = decltype(clip_l)::value, CR = decltype(clip_r)::value;
                 T* o = orow + wo * C;
                 for (index_t c0 = 0; c0 < full_q; c0 += BQ)
-                    dw_window<Flip, Accumulate, Q, T, BQ, Clip>(img, W, C, h, wo, kh0, kh1, w, b, o + c0, c0);
+                    dw_window<Flip, Accumulate, Q, T, BQ, CL, CR>(img, W, C, h, wo, kh0, kh1, w, b, o + c0, c0);
                 index_t rest = full_q;
                 if (C - rest >= BQ / 2) {
-                    dw_window<Flip, Accumulate, Q, T, BQ / 2, Clip>(img, W, C, h, wo, kh0, kh1, w, b, o + rest, rest);
+                    dw_window<Flip, Accumulate, Q, T, BQ / 2, CL, CR>(img, W, C, h, wo, kh0, kh1, w, b, o + rest, rest);
                     rest += BQ / 2;
                 }
                 if (rest < C)
                     for (index_t q = 0; q < Q; ++q)
-                        dw_site<false, Flip, Accumulate>(img, W, C, h, wo + q, kh0, kh1, dw_tap_lo(wo + q), dw_tap_hi(wo + q, W), w,
+                        dw_site<Flip, Accumulate>(img, W, C, h, wo + q, kh0, kh1, dw_tap_lo(wo + q), dw_tap_hi(wo + q, W), w,
                                                          b, o + q * C + rest, rest, C - rest);
-            };
-            if (W <= dw_narrow && C >= BQ / 2) {  // narrow map: the whole row is one clipped window
-                dw_with_width(W, [&](auto q_const) { window(q_const, std::true_type{}, 0); });
-                continue;
-            }
-            index_t wo = 0;
-            while (wo < W) {
-                if (wo >= dw_pad && wo + 8 <= W - dw_pad && C >= BQ / 2) {
-                    window(std::integral_constant<int, 8>{}, std::false_type{}, wo);
-                    wo += 8;
-                    continue;
-                }
-                if (wo >= dw_pad && wo + 4 <= W - dw_pad && C >= BQ / 2) {
-                    window(std::integral_constant<int, 4>{}, std::false_type{}, wo);
-                    wo += 4;
-                    continue;
-                }
-                const index_t kw0 = dw_tap_lo(wo), kw1 = dw_tap_hi(wo, W);
-                T* o = orow + wo * C;
-                for (index_t c0 = 0; c0 < full; c0 += B)
-                    dw_site<true, Flip, Accumulate>(img, W, C, h, wo, kh0, kh1, kw0, kw1, w, b, o + c0, c0, B);
-                if (full < C)
-                    dw_site<false, Flip, Accumulate>(img, W, C, h, wo, kh0, kh1, kw0, kw1, w, b, o + full, full, C - full);
-                ++wo;
-            }
+            });
         }
     });
 }
 
-// Weight gradient of a whole narrow row (W = Q <= 8) in registers: the seven tap accumulators and
-// the Q dy vectors stay in registers, input columns outside [0, Q) are skipped at compile time.
-template <int Q, class T, index_t B>
-inline void dw_wgrad_narrow_row(const T* __restrict dyr, const T* __restrict xr, index_t C, T* __restrict pt, index_t c0)
+// Weight gradient of one register window (Q output columns from wo, one channel block; dyr and
+// xr point at the block's first channel): a[kw] += Σ_q dy[wo+q] · x[wo+q+kw−3]. The Q dy vectors
+// are loaded once and each input vector once for the up to seven taps it serves; clipped sides
+// skip the input columns outside the map, as in dw_window.
+template <int Q, bool ClipL, bool ClipR, class V, class T>
+inline void dw_wgrad_window(const T* __restrict dyr, const T* __restrict xr, index_t C, index_t wo, V (&a)[dw_k])
 {
-    using V = dw_vec<T, B>;
-    V a[dw_k] = {}, g[Q];
+    V g[Q];
 #pragma GCC unroll 8
-    for (int q = 0; q < Q; ++q) g[q] = dw_load<V>(dyr + q * C + c0);
+    for (int q = 0; q < Q; ++q) g[q] = dw_load<V>(dyr + (wo + q) * C);
 #pragma GCC unroll 14
-    for (int j = dw_pad; j < Q + dw_pad; ++j) {
-        const V xv = dw_load<V>(xr + (j - dw_pad) * C + c0);
+    for (int j = 0; j < Q + dw_k - 1; ++j) {
+        if constexpr (ClipL)
+            if (j < dw_pad) continue;
+        if constexpr (ClipR)
+            if (j >= Q + dw_pad) continue;
+        const V xv = dw_load<V>(xr + (wo - dw_pad + j) * C);
 #pragma GCC unroll 7
         for (int kw = 0; kw < dw_k; ++kw) {
             const int q = j - kw;
             if (q >= 0 && q < Q) a[kw] += g[q] * xv;
         }
     }
+}
+
+// Weight gradient of one output row against one input row (fixed kh), channel block [c0, c0+B):
+// pt[kw*C + c] += Σ_wo dy[wo,c] · x[wo+kw−3, c], the seven sums in registers across the row.
+template <class T, index_t B, int NarrowW = 0>
+inline void dw_wgrad_row(const T* __restrict dyr, const T* __restrict xr, index_t W, index_t C, T* __restrict pt, index_t c0)
+{
+    using V = dw_vec<T, B>;
+    V a[dw_k] = {};
+    if constexpr (NarrowW > 0)  // the caller dispatched on the width once for all channel blocks
+        dw_wgrad_window<NarrowW, true, true>(dyr + c0, xr + c0, C, 0, a);
+    else
+        dw_row_windows(W, [&](auto q_const, auto clip_l, auto clip_r, index_t wo) {
+            dw_wgrad_window<decltype(q_const)::value, decltype(clip_l)::value, decltype(clip_r)::value>(dyr + c0, xr + c0, C, wo, a);
+        });
     for (int kw = 0; kw < dw_k; ++kw) {
         V p = dw_load<V>(pt + kw * C + c0);
         p += a[kw];
@@ -234,73 +261,13 @@ inline void dw_wgrad_narrow_row(const T* __restrict dyr, const T* __restrict xr,
     }
 }
 
-// Weight gradient of one output row against one input row (fixed kh), channels [c0, c0+width):
-// pt[kw*C + c] += Σ_wo dy[wo,c] · x[wo+kw−3, c]. On interior columns (all seven taps in range) the
-// seven accumulators stay in registers and each dy vector is loaded once.
-template <bool Full, class T, index_t B = dw_quad_block<T>>
-inline void dw_wgrad_row(const T* __restrict dyr, const T* __restrict xr, index_t W, index_t C, T* __restrict pt, index_t c0,
-                         index_t width_rt)
-{
-    const index_t width = Full ? B : width_rt;
-    alignas(64) T acc[dw_k][B] = {};
-    const index_t i0 = dw_pad, i1 = W - dw_pad;  // interior columns [3, W−3)
-    index_t wo = i0;
-    if constexpr (Full) {
-        // Eight columns at a time in registers: 8 dy and 14 input vectors loaded per 56
-        // multiply-adds (each input vector serves up to seven taps).
-        using V = dw_vec<T, B>;
-        constexpr int Q = 8;
-        V a[dw_k] = {};
-        for (; wo + Q <= i1; wo += Q) {
-            V g[Q];
-#pragma GCC unroll 8
-            for (int q = 0; q < Q; ++q) g[q] = dw_load<V>(dyr + (wo + q) * C + c0);
-#pragma GCC unroll 14
-            for (int j = 0; j < Q + dw_k - 1; ++j) {
-                const V xv = dw_load<V>(xr + (wo - dw_pad + j) * C + c0);
-#pragma GCC unroll 7
-                for (int kw = 0; kw < dw_k; ++kw) {
-                    const int q = j - kw;
-                    if (q >= 0 && q < Q) a[kw] += g[q] * xv;
-                }
-            }
-        }
-        for (int kw = 0; kw < dw_k; ++kw) std::memcpy(acc[kw], &a[kw], sizeof(V));
-    }
-    for (; wo < i1; ++wo) {
-        const T* __restrict g = dyr + wo * C + c0;
-        const T* __restrict xp = xr + (wo - dw_pad) * C + c0;
-        for (index_t kw = 0; kw < dw_k; ++kw) dw_fma(acc[kw], g, xp + kw * C, width);
-    }
-    for (index_t wo = 0; wo < W; ++wo) {
-        if (wo >= i0 && wo < i1) continue;
-        const T* __restrict g = dyr + wo * C + c0;
-        const index_t lo = dw_tap_lo(wo), hi = dw_tap_hi(wo, W);
-#pragma GCC unroll 7
-        for (index_t kw = 0; kw < dw_k; ++kw) {
-            if (kw < lo || kw >= hi) continue;
-            dw_fma(acc[kw], g, xr + (wo + kw - dw_pad) * C + c0, width);
-        }
-    }
-    for (index_t kw = 0; kw < dw_k; ++kw)
-        for (index_t j = 0; j < width; ++j) pt[kw * C + c0 + j] += acc[kw][j];
-}
-
-// A narrow row (W <= 8) over full and half channel blocks; returns the first channel not done.
+// The channels [c0, C) left after the register blocks (fewer than half a block), site by site.
 template <class T>
-index_t dw_wgrad_narrow_blocks(const T* dyr, const T* xr, index_t W, index_t C, T* pt)
+inline void dw_wgrad_tail(const T* __restrict dyr, const T* __restrict xr, index_t W, index_t C, T* __restrict pt, index_t c0)
 {
-    constexpr index_t B = dw_quad_block<T>;
-    index_t c0 = 0;
-    dw_with_width(W, [&](auto q) {
-        constexpr int Q = decltype(q)::value;
-        for (; c0 + B <= C; c0 += B) dw_wgrad_narrow_row<Q, T, B>(dyr, xr, C, pt, c0);
-        if (C - c0 >= B / 2) {
-            dw_wgrad_narrow_row<Q, T, B / 2>(dyr, xr, C, pt, c0);
-            c0 += B / 2;
-        }
-    });
-    return c0;
+    for (index_t wo = 0; wo < W; ++wo)
+        for (index_t kw = dw_tap_lo(wo); kw < dw_tap_hi(wo, W); ++kw)
+            dw_fma(pt + kw * C + c0, dyr + wo * C + c0, xr + (wo + kw - dw_pad) * C + c0, C - c0);
 }
 
 // Rows per weight-gradient chunk: depends on sizes only (determinism), at most 32 partials.
@@ -328,45 +295,39 @@ void dwconv7x7_bwd_weight(const T* dy, const T* x, index_t N, index_t H, index_t
 {
     using namespace detail;
     constexpr index_t B = dw_quad_block<T>;
-    const index_t rows = N * H, full = C / B * B, psize = (dw_k * dw_k + 1) * C;
+    const index_t rows = N * H, psize = (dw_k * dw_k + 1) * C;
     const index_t chunk = dw_reduce_chunk(rows, W, C);
     const index_t nc = num_chunks(rows, chunk);
     if (nc == 0) return;
     std::vector<T> partial(static_cast<std::size_t>(nc * psize), T(0));
-    // Two instantiations of the chunk loop: sharing one body with the narrow branch slowed the
-    // wide-map code by 6-20% (register allocation), so each map kind gets its own.
-    auto run = [&](auto narrow_const) {
-        parallel_chunks(rows, chunk, [&](index_t ci, index_t r0, index_t r1) {
-            T* p = partial.data() + ci * psize;
-            T* pb = p + dw_k * dw_k * C;
-            for (index_t r = r0; r < r1; ++r) {
-                const index_t n = r / H, h = r % H;
-                const T* dyr = dy + r * W * C;
-                for (index_t wo = 0; wo < W; ++wo) {
-                    const T* __restrict g = dyr + wo * C;
-                    for (index_t c = 0; c < C; ++c) pb[c] += g[c];
-                }
-                for (index_t kh = dw_tap_lo(h); kh < dw_tap_hi(h, H); ++kh) {
-                    const T* xr = x + (n * H + h + kh - dw_pad) * W * C;
-                    T* pt = p + kh * dw_k * C;
-                    index_t rest = 0;
-                    if constexpr (decltype(narrow_const)::value) {
-                        rest = dw_wgrad_narrow_blocks(dyr, xr, W, C, pt);
-                    } else {
-                        for (index_t c0 = 0; c0 < full; c0 += B) dw_wgrad_row<true>(dyr, xr, W, C, pt, c0, B);
-                        rest = full;
-                        if (C - rest >= B / 2) {  // half block, as in dw_correlate
-                            dw_wgrad_row<true, T, B / 2>(dyr, xr, W, C, pt, rest, B / 2);
-                            rest += B / 2;
-                        }
-                    }
-                    if (rest < C) dw_wgrad_row<false>(dyr, xr, W, C, pt, rest, C - rest);
-                }
+    parallel_chunks(rows, chunk, [&](index_t ci, index_t r0, index_t r1) {
+        T* p = partial.data() + ci * psize;
+        T* pb = p + dw_k * dw_k * C;
+        for (index_t r = r0; r < r1; ++r) {
+            const index_t n = r / H, h = r % H;
+            const T* dyr = dy + r * W * C;
+            for (index_t wo = 0; wo < W; ++wo) {
+                const T* __restrict g = dyr + wo * C;
+                for (index_t c = 0; c < C; ++c) pb[c] += g[c];
             }
-        });
-    };
-    if (W <= dw_narrow) run(std::true_type{});
-    else run(std::false_type{});
+            for (index_t kh = dw_tap_lo(h); kh < dw_tap_hi(h, H); ++kh) {
+                const T* xr = x + (n * H + h + kh - dw_pad) * W * C;
+                T* pt = p + kh * dw_k * C;
+                index_t c0 = 0;
+                auto blocks = [&](auto narrow_w) {
+                    constexpr int NW = decltype(narrow_w)::value;
+                    for (; c0 + B <= C; c0 += B) dw_wgrad_row<T, B, NW>(dyr, xr, W, C, pt, c0);
+                    if (C - c0 >= B / 2) {  // half block, as in dw_correlate
+                        dw_wgrad_row<T, B / 2, NW>(dyr, xr, W, C, pt, c0);
+                        c0 += B / 2;
+                    }
+                };
+                if (W <= dw_narrow) dw_with_width(W, blocks);
+                else blocks(std::integral_constant<int, 0>{});
+                if (c0 < C) dw_wgrad_tail(dyr, xr, W, C, pt, c0);
+            }
+        }
+    });
     for (index_t ci = 0; ci < nc; ++ci) {
         const T* p = partial.data() + ci * psize;
         for (index_t i = 0; i < dw_k * dw_k * C; ++i) dw[i] += p[i];

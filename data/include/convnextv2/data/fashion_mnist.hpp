@@ -12,7 +12,8 @@
 //  * in_chans 3 replicates the gray channel.
 //  * train-time augmentation (get(..., train = true)): torchvision-style RandomCrop(image_size,
 //    padding = random_crop_padding, zero fill) followed by a horizontal flip with probability
-//    hflip, both drawn from counter_rng(epoch_seed, index).
+//    hflip, then (re_prob > 0) timm RandomErasing on the normalised image, all drawn from
+//    counter_rng(epoch_seed, index).
 #pragma once
 #include "dataset.hpp"
 
@@ -47,6 +48,8 @@ struct fashion_mnist_options {
     float std = 0.3530f;
     int random_crop_padding = 2;  // train-time only; 0 disables the random crop
     double hflip = 0.5;           // train-time only
+    double re_prob = 0.0;         // train-time only: random-erasing probability
+    bool re_random_fill = true;   // erased pixels: N(0, 1) per pixel (timm "pixel"), else 0
     index_t limit = 0;            // use only the first `limit` samples (0: all)
 };
 

@@ -70,6 +70,8 @@ inline std::unique_ptr<dataset> make_dataset(const recipe& r, const std::string&
         o.in_chans = r.in_chans;
         o.random_crop_padding = r.random_crop_padding;
         o.hflip = r.hflip;
+        o.re_prob = r.re_prob;
+        o.re_random_fill = r.re_value != "0";
         return std::make_unique<fashion_mnist_dataset>(o);
     }
     if (r.dataset == "imagefolder") {
