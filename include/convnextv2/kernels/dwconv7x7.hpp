@@ -99,6 +99,14 @@ inline V dw_load(const T* p)
 template <class T>
 inline constexpr index_t dw_quad_block = 64 / static_cast<index_t>(sizeof(T));
 
+// Whether column j of a Q-wide window (input column wo − 3 + j) is read: a side clipped at the
+// map's edge skips the columns beyond it (j < 3 on the left, j >= Q + 3 on the right).
+template <int Q, bool ClipL, bool ClipR>
+constexpr bool dw_col_inside(int j)
+{
+    return !(ClipL && j < dw_pad) && !(ClipR && j >= Q + dw_pad);
+}
+
 // ClipL / ClipR: the window touches the map's left edge (wo = 0) or right edge (wo + Q = W); the
 // input columns outside [0, W) are then skipped at compile time instead of read, so border
 // columns and narrow maps (7x7, 4x4, 2x2) get the same register window as the interior.
@@ -120,10 +128,7 @@ inline void dw_window(const T* __restrict in_img, index_t W, index_t C, index_t 
         for (int kw = 0; kw < dw_k; ++kw) wv[kw] = dw_load<V>(wr + (Flip ? dw_k - 1 - kw : kw) * C);
 #pragma GCC unroll 16
         for (int j = 0; j < Q + dw_k - 1; ++j) {
-            if constexpr (ClipL)
-                if (j < dw_pad) continue;
-            if constexpr (ClipR)
-                if (j >= Q + dw_pad) continue;
+            if (!dw_col_inside<Q, ClipL, ClipR>(j)) continue;
             const V xv = dw_load<V>(xrow + (wo - dw_pad + j) * C);
 #pragma GCC unroll 7
             for (int kw = 0; kw < dw_k; ++kw) {
@@ -228,10 +233,7 @@ inline void dw_wgrad_window(const T* __restrict dyr, const T* __restrict xr, ind
     for (int q = 0; q < Q; ++q) g[q] = dw_load<V>(dyr + (wo + q) * C);
 #pragma GCC unroll 14
     for (int j = 0; j < Q + dw_k - 1; ++j) {
-        if constexpr (ClipL)
-            if (j < dw_pad) continue;
-        if constexpr (ClipR)
-            if (j >= Q + dw_pad) continue;
+        if (!dw_col_inside<Q, ClipL, ClipR>(j)) continue;
         const V xv = dw_load<V>(xr + (wo - dw_pad + j) * C);
 #pragma GCC unroll 7
         for (int kw = 0; kw < dw_k; ++kw) {
