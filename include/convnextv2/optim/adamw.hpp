@@ -185,6 +185,7 @@ public:
             v_[i].zero();
         }
         CONVNEXTV2_CHECK(index_.size() == params_.size(), "adamw: duplicate parameter names");
+        coef_.resize(params_.size());
         block_start_.assign(1, 0);
         for (const auto& p : params_)
             block_start_.push_back(block_start_.back() + (p.value->size() + detail::adamw_block - 1) / detail::adamw_block);
@@ -205,7 +206,7 @@ public:
         ++t_;
         const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t_));
         const double bc2_sqrt = std::sqrt(1.0 - std::pow(opt_.beta2, static_cast<double>(t_)));
-        std::vector<detail::adamw_coef> coef(params_.size());
+        std::vector<detail::adamw_coef>& coef = coef_;  // sized once: no allocation per step
         for (std::size_t i = 0; i < params_.size(); ++i) {
             const double lr_g = lr * groups_[i].lr_scale;
             coef[i] = {opt_.beta1, opt_.beta2, opt_.eps, bc2_sqrt, groups_[i].decay ? 1.0 - lr_g * opt_.weight_decay : 1.0,
@@ -290,6 +291,7 @@ private:
     std::vector<tensor<T>> m_, v_;
     std::map<std::string, std::size_t> index_;
     std::vector<index_t> block_start_;  // first 16-element block of each parameter; back() = total
+    std::vector<detail::adamw_coef> coef_;  // per-parameter constants of the current step
     std::int64_t t_ = 0;
 };
 
