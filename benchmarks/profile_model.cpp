@@ -8,7 +8,8 @@
 // Workloads: atto_224_b16 (as bench_model's train/atto_224/b16: 3 channels, 1000 classes),
 // fmnist_32_b128 (the main job, examples/configs/fashion_mnist.json: depths 2,2,4,2, dims
 // 32..256, stem 2, 1 channel, 10 classes, drop path 0.05), tiny_224_b16 (as train/tiny_224/b16),
-// tiny_224_b1_infer and nano_224_b1_infer (forward only in eval mode, as infer/<v>_224/b1).
+// atto_32_b128 (as train/atto_32/b128), tiny_224_b1_infer and nano_224_b1_infer (forward only
+// in eval mode, as infer/<v>_224/b1).
 // Default: atto_224_b16 and fmnist_32_b128. Every cell is the median over the timed steps.
 // --no-profile leaves the hooks off (step time and peak memory only).
 #include <convnextv2/core/allocator.hpp>
@@ -55,6 +56,7 @@ std::vector<workload> all_workloads()
     fm.drop_path_rate = 0.05;
     w.push_back({"fmnist_32_b128", fm, 128, 32});
     w.push_back({"tiny_224_b16", variant_config("tiny", 1000), 16, 224});
+    w.push_back({"atto_32_b128", variant_config("atto", 1000), 128, 32});  // bench_model's train/atto_32/b128
     w.push_back({"tiny_224_b1_infer", variant_config("tiny", 1000), 1, 224, true});
     w.push_back({"nano_224_b1_infer", variant_config("nano", 1000), 1, 224, true});
     return w;
