@@ -121,6 +121,13 @@ TEST_CASE("sharding: each sample once per epoch across ranks; sharded validation
     CHECK(d.top1 == l.top1);
     CHECK(d.top5 == l.top5);
     CHECK(d.loss == l.loss);
+    auto df = train::evaluate(t.model(), *val, 4, world_comm.get(), true);  // flip test-time augmentation
+    auto lf = train::evaluate(t.model(), *val, 4, nullptr, true);
+    REQUIRE(df.has_hflip);
+    CHECK(df.top1 == l.top1);
+    CHECK(df.hflip_top1 == lf.hflip_top1);
+    CHECK(df.hflip_top5 == lf.hflip_top5);
+    CHECK(df.hflip_loss == lf.hflip_loss);
     world_comm->barrier();
     if (world_comm->rank() == 0) fs::remove_all(r.ckpt_save_dir);
 }

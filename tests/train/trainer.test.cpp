@@ -163,3 +163,52 @@ TEST_CASE("short real-data run on Fashion-MNIST: the loss decreases", "[train][d
     CHECK(s.final_eval.top1 > 30.0);  // 10 classes: chance is 10%
     fs::remove_all(r.ckpt_save_dir);
 }
+
+TEST_CASE("flip test-time augmentation averages the probabilities of each image and its mirror", "[train]")
+{
+    tensor<float> a({1, 1, 3, 2}), f;
+    for (index_t i = 0; i < 6; ++i) a.data()[i] = static_cast<float>(i);
+    train::hflip_batch(a, f);
+    CHECK(std::vector<float>(f.begin(), f.end()) == std::vector<float>{4, 5, 2, 3, 0, 1});
+
+    recipe r = tiny_recipe(fresh_dir("tta"));
+    convnextv2_model<float> m(train::model_config_of(r));
+    synthetic_set ds(12);
+    const index_t n = ds.size(), K = 4;
+    // One batch holding every sample, as the manual computation below.
+    auto plain = train::evaluate(m, ds, n);
+    auto tta = train::evaluate(m, ds, n, nullptr, true);
+    CHECK_FALSE(plain.has_hflip);
+    REQUIRE(tta.has_hflip);
+    CHECK(tta.top1 == plain.top1);
+    CHECK(tta.loss == plain.loss);
+
+    tensor<float> x({n, 32, 32, 1}), xf({n, 32, 32, 1}), z, zf;
+    std::vector<int> labels(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) ds.get(i, 0, false, x.data() + i * 32 * 32, &labels[static_cast<std::size_t>(i)]);
+    for (index_t i = 0; i < n; ++i)
+        for (index_t h = 0; h < 32; ++h)
+            for (index_t w = 0; w < 32; ++w) xf.data()[(i * 32 + h) * 32 + w] = x.data()[(i * 32 + h) * 32 + 31 - w];
+    m.set_training(false);
+    m.forward(x, z);
+    m.forward(xf, zf);
+    double loss = 0;
+    int hits = 0;
+    bool differs = false;  // the mirror must change some prediction's probabilities, or the test proves nothing
+    for (index_t i = 0; i < n; ++i) {
+        std::vector<double> p(static_cast<std::size_t>(K), 0.0);
+        for (const tensor<float>* t : {&z, &zf}) {
+            double s = 0;
+            for (index_t j = 0; j < K; ++j) s += std::exp(static_cast<double>(t->data()[i * K + j]));
+            for (index_t j = 0; j < K; ++j) p[static_cast<std::size_t>(j)] += 0.5 * std::exp(static_cast<double>(t->data()[i * K + j])) / s;
+        }
+        for (index_t j = 0; j < K; ++j) differs = differs || z.data()[i * K + j] != zf.data()[i * K + j];
+        const int label = labels[static_cast<std::size_t>(i)];
+        loss -= std::log(p[static_cast<std::size_t>(label)]);
+        hits += std::max_element(p.begin(), p.end()) - p.begin() == label ? 1 : 0;
+    }
+    CHECK(differs);
+    CHECK(tta.hflip_loss == Approx(loss / static_cast<double>(n)).epsilon(1e-9));
+    CHECK(tta.hflip_top1 == Approx(100.0 * hits / static_cast<double>(n)));
+    CHECK(tta.hflip_top5 == Approx(100.0));  // 4 classes: top-5 is every class
+}

@@ -117,6 +117,7 @@ struct recipe {
     int num_threads = 0;                     // 0: all cores
     bool val_while_train = true;
     int val_interval = 1;
+    bool tta_hflip = false;                  // final evaluation / validate also report flip test-time augmentation
     int log_interval = 100;                  // steps; 0 = once per epoch
     std::string ckpt_save_dir = "./ckpt";
     int keep_checkpoint_max = 10;
@@ -173,6 +174,7 @@ inline const std::vector<recipe_field>& recipe_fields()
         CONVNEXTV2_RECIPE_FIELD(mode, integer),          CONVNEXTV2_RECIPE_FIELD(dataset_sink_mode, boolean),
         CONVNEXTV2_RECIPE_FIELD(distribute, boolean),    CONVNEXTV2_RECIPE_FIELD(num_threads, integer),
         CONVNEXTV2_RECIPE_FIELD(val_while_train, boolean), CONVNEXTV2_RECIPE_FIELD(val_interval, integer),
+        CONVNEXTV2_RECIPE_FIELD(tta_hflip, boolean),
         CONVNEXTV2_RECIPE_FIELD(log_interval, integer),  CONVNEXTV2_RECIPE_FIELD(ckpt_save_dir, string),
         CONVNEXTV2_RECIPE_FIELD(keep_checkpoint_max, integer), CONVNEXTV2_RECIPE_FIELD(seed, integer64),
         CONVNEXTV2_RECIPE_FIELD(check_finite, boolean),

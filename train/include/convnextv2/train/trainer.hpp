@@ -20,6 +20,7 @@
 #include <convnextv2/models/convnextv2.hpp>
 #include <convnextv2/optim/schedule.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -106,13 +107,32 @@ struct eval_result {
     double loss = 0, top1 = 0, top5 = 0;  // top-k in percent
     index_t count = 0;
     double seconds = 0;
+    // With flip test-time augmentation (evaluate(..., hflip = true)): the same metrics for the
+    // mean of the class probabilities of each image and of its mirror image.
+    bool has_hflip = false;
+    double hflip_loss = 0, hflip_top1 = 0, hflip_top5 = 0;
     double images_per_s() const { return seconds > 0 ? count / seconds : 0; }
 };
+
+// out = x mirrored left-right ([N, H, W, C]).
+inline void hflip_batch(const tensor<float>& x, tensor<float>& out)
+{
+    out.resize(x.shape());
+    const index_t rows = x.dim(0) * x.dim(1), W = x.dim(2), C = x.dim(3);
+    parallel_for(0, rows, 16, [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r)
+            for (index_t w = 0; w < W; ++w)
+                std::copy_n(x.data() + (r * W + W - 1 - w) * C, C, out.data() + (r * W + w) * C);
+    });
+}
 
 // Evaluates `m` (eval mode) over the whole dataset; loss is plain cross entropy. With `comm`,
 // rank r evaluates batches r, r+world, ... and the results are reduced; per-batch losses are
 // summed in batch order after the reduction, so every number equals the single-process one.
-inline eval_result evaluate(convnextv2_model<float>& m, const dataset& ds, index_t batch_size, communicator* comm = nullptr)
+// With `hflip` each batch also runs mirrored, and the mean of the two softmax outputs gives the
+// hflip_* metrics (the plain ones are unchanged; evaluation takes twice as long).
+inline eval_result evaluate(convnextv2_model<float>& m, const dataset& ds, index_t batch_size, communicator* comm = nullptr,
+                            bool hflip = false)
 {
     const int rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
     const bool was_training = m.training();
@@ -123,13 +143,15 @@ inline eval_result evaluate(convnextv2_model<float>& m, const dataset& ds, index
     lo.drop_remainder = false;
     lo.train = false;
     batch_loader loader(ds, lo, 0);
-    tensor<float> x, logits, targets;
+    tensor<float> x, logits, targets, xf, logits_f;
+    std::vector<double> probs;
     std::vector<int> labels;
     eval_result r;
-    std::vector<double> batch_loss(static_cast<std::size_t>(loader.num_batches()), 0.0);
-    std::int64_t counts[3] = {0, 0, 0};  // samples, top-1 hits, top-5 hits
+    const std::size_t nb = static_cast<std::size_t>(loader.num_batches());
+    std::vector<double> batch_loss(hflip ? 2 * nb : nb, 0.0);  // plain, then flip-averaged
+    std::int64_t counts[5] = {0, 0, 0, 0, 0};  // samples, top-1 hits, top-5 hits, flip-averaged top-1, top-5
     auto t0 = std::chrono::steady_clock::now();
-    const index_t K = m.config().num_classes;
+    const index_t K = m.config().num_classes, k5 = std::min<index_t>(5, K);
     for (index_t b = rank; b < loader.num_batches(); b += world) {
         loader.load(b, x, labels);
         m.forward(x, logits);
@@ -139,21 +161,48 @@ inline eval_result evaluate(convnextv2_model<float>& m, const dataset& ds, index
         batch_loss[static_cast<std::size_t>(b)] =
             kernels::softmax_cross_entropy<float>(logits.data(), n, K, targets.data(), nullptr) * static_cast<double>(n);
         counts[1] += kernels::top_k_correct(logits.data(), n, K, labels.data(), 1);
-        counts[2] += kernels::top_k_correct(logits.data(), n, K, labels.data(), std::min<index_t>(5, K));
+        counts[2] += kernels::top_k_correct(logits.data(), n, K, labels.data(), k5);
         counts[0] += n;
+        if (!hflip) continue;
+        hflip_batch(x, xf);
+        m.forward(xf, logits_f);
+        probs.assign(static_cast<std::size_t>(n * K), 0.0);
+        double loss = 0;
+        for (index_t i = 0; i < n; ++i) {
+            double* p = probs.data() + i * K;
+            for (const tensor<float>* z : {&logits, &logits_f}) {
+                const float* zi = z->data() + i * K;
+                const double mx = *std::max_element(zi, zi + K);
+                double sum = 0;
+                for (index_t j = 0; j < K; ++j) sum += std::exp(static_cast<double>(zi[j]) - mx);
+                for (index_t j = 0; j < K; ++j) p[j] += 0.5 * std::exp(static_cast<double>(zi[j]) - mx) / sum;
+            }
+            loss -= std::log(std::max(p[labels[static_cast<std::size_t>(i)]], 1e-300));
+        }
+        batch_loss[nb + static_cast<std::size_t>(b)] = loss;
+        counts[3] += kernels::top_k_correct(probs.data(), n, K, labels.data(), 1);
+        counts[4] += kernels::top_k_correct(probs.data(), n, K, labels.data(), k5);
     }
     if (world > 1) {
         comm->allreduce_sum(batch_loss.data(), static_cast<index_t>(batch_loss.size()));
-        comm->allreduce_sum(counts, 3);
+        comm->allreduce_sum(counts, 5);
     }
-    double loss_sum = 0;
-    for (double l : batch_loss) loss_sum += l;
-    const index_t hit1 = counts[1], hit5 = counts[2];
+    double loss_sum = 0, hflip_loss_sum = 0;
+    for (std::size_t i = 0; i < nb; ++i) loss_sum += batch_loss[i];
+    if (hflip)
+        for (std::size_t i = 0; i < nb; ++i) hflip_loss_sum += batch_loss[nb + i];
     r.count = counts[0];
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.loss = loss_sum / static_cast<double>(std::max<index_t>(r.count, 1));
-    r.top1 = 100.0 * static_cast<double>(hit1) / static_cast<double>(std::max<index_t>(r.count, 1));
-    r.top5 = 100.0 * static_cast<double>(hit5) / static_cast<double>(std::max<index_t>(r.count, 1));
+    const double count = static_cast<double>(std::max<index_t>(r.count, 1));
+    r.loss = loss_sum / count;
+    r.top1 = 100.0 * static_cast<double>(counts[1]) / count;
+    r.top5 = 100.0 * static_cast<double>(counts[2]) / count;
+    if (hflip) {
+        r.has_hflip = true;
+        r.hflip_loss = hflip_loss_sum / count;
+        r.hflip_top1 = 100.0 * static_cast<double>(counts[3]) / count;
+        r.hflip_top5 = 100.0 * static_cast<double>(counts[4]) / count;
+    }
     m.set_training(was_training);
     return r;
 }
@@ -403,7 +452,7 @@ public:
         sum.epochs_done = st.epochs_done;
         if (val_set_) {
             if (ema_) ema_->swap_into(model_->params());
-            sum.final_eval = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get());
+            sum.final_eval = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get(), r_.tta_hflip);
             sum.final_is_ema = ema_ != nullptr;
             if (ema_) ema_->swap_into(model_->params());
         }
@@ -498,6 +547,9 @@ inline void print_summary(const train_summary& s, std::FILE* out = stdout)
                  s.resolution, s.ms_per_step, s.images_per_s, s.final_eval.top1, s.final_eval.top5);
     std::fprintf(out, "%ld epochs, wall time %s%s\n", (long)s.epochs_done, format_duration(s.wall_seconds).c_str(),
                  s.final_is_ema ? " (accuracy of the EMA weights)" : "");
+    if (s.final_eval.has_hflip)
+        std::fprintf(out, "with horizontal-flip test-time augmentation (tta_hflip): acc@top1 %.2f%%, acc@top5 %.2f%%, loss %.4f\n",
+                     s.final_eval.hflip_top1, s.final_eval.hflip_top5, s.final_eval.hflip_loss);
 }
 
 } // namespace convnextv2::train
