@@ -105,10 +105,11 @@ inline void pack_panels(const float* src, index_t R, index_t N, index_t r_stride
     });
 }
 
-// C[M, N] (+)= A[M, R] · Bpacked + bias, A row-major with leading dimension lda. The first
-// reduction pass assigns (adds bias) unless `accumulate`; later passes add.
+// C[M, N] (+)= A[M, R] · Bpacked + bias, A(i, r) = a[i * lda + r * a_cs] (row-major for a_cs = 1,
+// a transposed view for lda = 1). The first reduction pass assigns (adds bias) unless
+// `accumulate`; later passes add.
 inline void gemm_packed(index_t M, index_t N, index_t R, const float* a, index_t lda, const float* bp, float* c,
-                        index_t ldc, const float* bias, bool accumulate)
+                        index_t ldc, const float* bias, bool accumulate, index_t a_cs = 1)
 {
     const index_t panels = (N + nr - 1) / nr;
     const index_t threads = max_threads();
@@ -136,7 +137,7 @@ inline void gemm_packed(index_t M, index_t N, index_t R, const float* a, index_t
                     const float* bpanel = bp + p * R * nr + r0 * nr;
                     for (index_t i = m0; i < m1; i += mr) {
                         const int rows = static_cast<int>(std::min<index_t>(mr, m1 - i));
-                        tile_any(rows, cols, depth, a + i * lda + r0, lda, 1, bpanel, nr, c + i * ldc + p * nr, ldc,
+                        tile_any(rows, cols, depth, a + i * lda + r0 * a_cs, lda, a_cs, bpanel, nr, c + i * ldc + p * nr, ldc,
                                  bpad ? bpad + p * nr : nullptr, acc);
                     }
                 }
@@ -171,8 +172,23 @@ inline void linear_fwd(const float* x, index_t M, index_t K, const float* W, con
 inline void linear_bwd_data(const float* dy, index_t M, index_t N, const float* W, index_t K, float* dx)
 {
     thread_local std::vector<float> packed;
-    pack_panels(W, N, K, K, 1, packed);  // B(n, k) = W[n, k]
-    gemm_packed(M, K, N, dy, N, packed.data(), dx, K, nullptr, true);
+    if (M * (N + K) >= N * K) {
+        pack_panels(W, N, K, K, 1, packed);  // B(n, k) = W[n, k]
+        gemm_packed(M, K, N, dy, N, packed.data(), dx, K, nullptr, true);
+        return;
+    }
+    // Few rows (stage 3 and the head at small images, batch-1 inference), as in linear_fwd:
+    // dxᵀ[K, M] = Wᵀ · dyᵀ packs the small dy instead of the weight (at M = 128, K = 320,
+    // N = 1280 packing W made two threads slower than one), then adds the transpose.
+    thread_local std::vector<float> t;
+    pack_panels(dy, N, M, 1, N, packed);  // B(n, m) = dy[m, n]
+    t.resize(static_cast<std::size_t>(K * M));
+    gemm_packed(K, M, N, W, 1, packed.data(), t.data(), M, nullptr, false, K);  // A(k, n) = W[n, k]
+    const float* tt = t.data();
+    parallel_for(0, M, 1, [&](index_t m0, index_t m1) {
+        for (index_t m = m0; m < m1; ++m)
+            for (index_t k = 0; k < K; ++k) dx[m * K + k] += tt[k * M + m];
+    });
 }
 
 // C[N, K] (+)= dy[m0:m1, :]ᵀ · x[m0:m1, :] for output rows [n0, n1): reduction in 128-row
