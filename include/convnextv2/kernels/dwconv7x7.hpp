@@ -28,13 +28,10 @@ inline constexpr index_t dw_pad = 3;
 template <class T>
 inline constexpr index_t dw_block = 128 / static_cast<index_t>(sizeof(T));
 
-// Rows per parallel task so that each task does a few hundred thousand flops.
-inline index_t dw_row_grain(index_t W, index_t C) { return std::max<index_t>(1, 4096 / std::max<index_t>(W * C, 1)); }
-
 // Rows per task of the forward/data-gradient sweep, which walks a task's rows once per channel
 // block: enough rows that a block's seven input rows are reused from L1 (8 and 16 measured
-// alike at the 224 shapes).
-inline index_t dw_task_rows(index_t W, index_t C) { return std::max<index_t>(dw_row_grain(W, C), 8); }
+// alike at the 224 shapes), and at least a few hundred thousand flops per task.
+inline index_t dw_task_rows(index_t W, index_t C) { return std::max<index_t>(8, 4096 / std::max<index_t>(W * C, 1)); }
 
 // Valid tap range [k0, k1) for output coordinate `o` along an axis of extent `n`.
 inline index_t dw_tap_lo(index_t o) { return std::max<index_t>(0, dw_pad - o); }

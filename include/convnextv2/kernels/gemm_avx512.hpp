@@ -146,6 +146,19 @@ inline void gemm_packed(index_t M, index_t N, index_t R, const float* a, index_t
     });
 }
 
+// y[M, N] (= | +=) t[N, M]ᵀ + bias: the last step of the few-row paths, which compute the
+// transposed product.
+inline void add_transposed(const float* t, index_t M, index_t N, const float* bias, float* y, bool accumulate)
+{
+    parallel_for(0, M, 1, [&](index_t m0, index_t m1) {
+        for (index_t m = m0; m < m1; ++m)
+            for (index_t n = 0; n < N; ++n) {
+                const float v = t[n * M + m] + (bias ? bias[n] : 0.0f);
+                y[m * N + n] = accumulate ? y[m * N + n] + v : v;
+            }
+    });
+}
+
 // y[M, N] = x[M, K] · Wᵀ + b,  W [N, K].
 inline void linear_fwd(const float* x, index_t M, index_t K, const float* W, const float* b, index_t N, float* y)
 {
@@ -161,11 +174,7 @@ inline void linear_fwd(const float* x, index_t M, index_t K, const float* W, con
     pack_panels(x, K, M, 1, K, packed);  // B(k, m) = x[m, k]
     yt.resize(static_cast<std::size_t>(N * M));
     gemm_packed(N, M, K, W, K, packed.data(), yt.data(), M, nullptr, false);
-    const float* t = yt.data();
-    parallel_for(0, M, 1, [&](index_t m0, index_t m1) {
-        for (index_t m = m0; m < m1; ++m)
-            for (index_t n = 0; n < N; ++n) y[m * N + n] = t[n * M + m] + (b ? b[n] : 0.0f);
-    });
+    add_transposed(yt.data(), M, N, b, y, false);
 }
 
 // dx[M, K] += dy[M, N] · W.
@@ -184,11 +193,7 @@ inline void linear_bwd_data(const float* dy, index_t M, index_t N, const float* 
     pack_panels(dy, N, M, 1, N, packed);  // B(n, m) = dy[m, n]
     t.resize(static_cast<std::size_t>(K * M));
     gemm_packed(K, M, N, W, 1, packed.data(), t.data(), M, nullptr, false, K);  // A(k, n) = W[n, k]
-    const float* tt = t.data();
-    parallel_for(0, M, 1, [&](index_t m0, index_t m1) {
-        for (index_t m = m0; m < m1; ++m)
-            for (index_t k = 0; k < K; ++k) dx[m * K + k] += tt[k * M + m];
-    });
+    add_transposed(t.data(), M, K, nullptr, dx, true);
 }
 
 // C[N, K] (+)= dy[m0:m1, :]ᵀ · x[m0:m1, :] for output rows [n0, n1): reduction in 128-row
