@@ -1,6 +1,8 @@
 #include <convnextv2/kernels/gelu.hpp>
 #include <support/fixtures.hpp>
 
+#include <limits>
+
 using namespace convnextv2;
 
 TEST_CASE("gelu kernels equal their _ref twins", "[kernels][gelu]")
@@ -14,9 +16,14 @@ TEST_CASE("gelu kernels equal their _ref twins", "[kernels][gelu]")
         kernels::gelu_fwd_ref(x.data(), n, yr.data());
         kernels::gelu_bwd(x.data(), dy.data(), n, dx.data());
         kernels::gelu_bwd_ref(x.data(), dy.data(), n, dxr.data());
+        // accumulate = false overwrites a buffer of NaNs
+        tensor<float> dxo({n}, std::numeric_limits<float>::quiet_NaN()), dxz({n}, 0.f);
+        kernels::gelu_bwd(x.data(), dy.data(), n, dxo.data(), false);
+        kernels::gelu_bwd_ref(x.data(), dy.data(), n, dxz.data());
         for (index_t i = 0; i < n; ++i) {
             REQUIRE(std::fabs(y[i] - yr[i]) <= 1e-6 * std::fabs(yr[i]) + 1e-6);  // absolute bound in the far negative tail
             REQUIRE(std::fabs(dx[i] - dxr[i]) <= 1e-6 * std::fabs(dxr[i]) + 1e-6);
+            REQUIRE(std::fabs(dxo[i] - dxz[i]) <= 1e-6 * std::fabs(dxz[i]) + 1e-6);
         }
     }
 }

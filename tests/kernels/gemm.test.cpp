@@ -3,6 +3,8 @@
 
 #include <tbb/task_arena.h>
 
+#include <limits>
+
 using namespace convnextv2;
 
 TEST_CASE("linear kernels equal their _ref twins on odd shapes", "[kernels][gemm]")
@@ -26,6 +28,11 @@ TEST_CASE("linear kernels equal their _ref twins on odd shapes", "[kernels][gemm
         kernels::linear_bwd_data(dy.data(), M, N, w.data(), K, dx.data());
         kernels::linear_bwd_data_ref(dy.data(), M, N, w.data(), K, dxr.data());
         REQUIRE(test::max_abs_diff(dx, dxr) < 1e-4);
+        // accumulate = false overwrites without reading (NaN in the buffer must not leak through)
+        tensor<float> dxo({M, K}, std::numeric_limits<float>::quiet_NaN()), dxz({M, K}, 0.f);
+        kernels::linear_bwd_data(dy.data(), M, N, w.data(), K, dxo.data(), false);
+        kernels::linear_bwd_data_ref(dy.data(), M, N, w.data(), K, dxz.data());
+        REQUIRE(test::max_abs_diff(dxo, dxz) < 1e-4);
 
         tensor<float> dw({N, K}, 0.25f), dwr({N, K}, 0.25f), db({N}, 0.f), dbr({N}, 0.f);
         kernels::linear_bwd_weight(dy.data(), x.data(), M, K, N, dw.data(), db.data());

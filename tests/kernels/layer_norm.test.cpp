@@ -2,6 +2,7 @@
 #include <support/fixtures.hpp>
 
 #include <array>
+#include <limits>
 
 using namespace convnextv2;
 
@@ -38,6 +39,18 @@ TEST_CASE("layer_norm kernels equal their _ref twins on odd shapes", "[kernels][
         REQUIRE(test::max_abs_diff(o.dx, dxr) < 1e-4);
         REQUIRE(test::rel_l2(o.dw, dwr) < 1e-5);
         REQUIRE(test::rel_l2(o.db, dbr) < 1e-5);
+
+        // accumulate = false overwrites a buffer of NaNs (parameter gradients still add)
+        std::vector<double> mean(static_cast<std::size_t>(M)), rstd(static_cast<std::size_t>(M));
+        tensor<float> y2({M, C}), dxo({M, C}, std::numeric_limits<float>::quiet_NaN()), dxz({M, C}, 0.f);
+        tensor<float> dwo({C}, 0.25f), dbo({C}, -0.5f);
+        kernels::layer_norm_fwd(x.data(), M, C, w.data(), b.data(), 1e-6, y2.data(), mean.data(), rstd.data());
+        kernels::layer_norm_bwd(dy.data(), x.data(), M, C, w.data(), mean.data(), rstd.data(), dxo.data(), dwo.data(), dbo.data(), false);
+        kernels::layer_norm_bwd_ref(dy.data(), x.data(), M, C, w.data(), 1e-6, dxz.data(), static_cast<float*>(nullptr),
+                                    static_cast<float*>(nullptr));
+        REQUIRE(test::max_abs_diff(dxo, dxz) < 1e-4);
+        REQUIRE(test::max_abs_diff(dwo, o.dw) == 0.0);
+        REQUIRE(test::max_abs_diff(dbo, o.db) == 0.0);
     }
 }
 

@@ -43,21 +43,22 @@ struct repeat {
         }
     }
 
-    void backward(const tensor<scalar_type>& dy, tensor<scalar_type>* dx)
+    // As sequential: blocks after the first write into borrowed, unfilled buffers.
+    void backward(const tensor<scalar_type>& dy, tensor<scalar_type>* dx, bool accumulate = true)
     {
         if (blocks.empty()) {
-            if (dx) for (index_t i = 0; i < dy.size(); ++i) (*dx)[i] += dy[i];
+            if (dx)
+                for (index_t i = 0; i < dy.size(); ++i) (*dx)[i] = (accumulate ? (*dx)[i] : scalar_type(0)) + dy[i];
             return;
         }
         for (std::size_t k = blocks.size(); k-- > 0;) {
             const tensor<scalar_type>& g_out = k + 1 == blocks.size() ? dy : grads_[k];
-            tensor<scalar_type>* g_in = dx;
             if (k > 0) {
-                profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
-                grads_[k - 1] = grad_pool<scalar_type>::local().acquire(acts_[k - 1].shape());
-                g_in = &grads_[k - 1];
+                grads_[k - 1] = grad_pool<scalar_type>::local().acquire(acts_[k - 1].shape(), false);
+                run_backward(blocks[k], g_out, &grads_[k - 1], false);
+            } else {
+                run_backward(blocks[k], g_out, dx, accumulate);
             }
-            blocks[k].backward(g_out, g_in);
             if (k + 1 < blocks.size()) grad_pool<scalar_type>::local().release(grads_[k]);
         }
     }

@@ -15,9 +15,10 @@ struct identity {
     using scalar_type = T;
     shape_t setup(const shape_t& in) { return in; }
     void forward(const tensor<T>& x, tensor<T>& y) { y = x; }
-    void backward(const tensor<T>& dy, tensor<T>* dx)
+    void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
-        if (dx) for (index_t i = 0; i < dy.size(); ++i) (*dx)[i] += dy[i];
+        if (dx)
+            for (index_t i = 0; i < dy.size(); ++i) (*dx)[i] = (accumulate ? (*dx)[i] : T(0)) + dy[i];
     }
     void collect_params(param_list<T>&, const std::string&) {}
 };
@@ -55,25 +56,26 @@ struct residual {
         });
     }
 
-    void backward(const tensor<T>& dy, tensor<T>* dx)
+    // The skip path writes (or adds) dy into dx first; the body then accumulates onto it.
+    void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
         if (dx) {
             profile::scope prof_(profile::kind::residual, profile::pass::bwd);
             T* d = dx->data();
             const T* g = dy.data();
             parallel_for(0, dy.size(), add_grain, [=](index_t lo, index_t hi) {
-                for (index_t i = lo; i < hi; ++i) d[i] += g[i];
+                if (accumulate)
+                    for (index_t i = lo; i < hi; ++i) d[i] += g[i];
+                else
+                    for (index_t i = lo; i < hi; ++i) d[i] = g[i];
             });
         }
         if constexpr (plain) {
-            body.backward(dy, dx);
+            run_backward(body, dy, dx, true);
         } else {
-            {
-                profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
-                gt_ = grad_pool<T>::local().acquire(t_.shape());
-            }
-            branch.backward(dy, &gt_);
-            body.backward(gt_, dx);
+            gt_ = grad_pool<T>::local().acquire(t_.shape(), false);
+            run_backward(branch, dy, &gt_, false);
+            run_backward(body, gt_, dx, true);
             grad_pool<T>::local().release(gt_);
         }
     }

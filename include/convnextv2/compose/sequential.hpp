@@ -49,18 +49,19 @@ struct sequential {
         });
     }
 
-    void backward(const tensor<scalar_type>& dy, tensor<scalar_type>* dx)
+    // Part k > 0 writes its input gradient into a borrowed, unfilled buffer (run_backward
+    // zero-fills it only for parts that can only accumulate); part 0 into dx as asked.
+    void backward(const tensor<scalar_type>& dy, tensor<scalar_type>* dx, bool accumulate = true)
     {
         for_each_index_reverse([&](auto i) {
             constexpr std::size_t k = decltype(i)::value;
             const tensor<scalar_type>& g_out = (k + 1 == size) ? dy : grads_[k];
-            tensor<scalar_type>* g_in = dx;
             if constexpr (k > 0) {
-                profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
-                grads_[k - 1] = grad_pool<scalar_type>::local().acquire(acts_[k - 1].shape());
-                g_in = &grads_[k - 1];
+                grads_[k - 1] = grad_pool<scalar_type>::local().acquire(acts_[k - 1].shape(), false);
+                run_backward(std::get<k>(parts), g_out, &grads_[k - 1], false);
+            } else {
+                run_backward(std::get<k>(parts), g_out, dx, accumulate);
             }
-            std::get<k>(parts).backward(g_out, g_in);
             if constexpr (k + 1 < size) grad_pool<scalar_type>::local().release(grads_[k]);
         });
     }

@@ -33,9 +33,10 @@ public:
         return pool;
     }
 
-    // A zero-filled tensor of shape s: the smallest free buffer that holds it, else the largest
-    // free one grown to fit (so the pool stays at the most buffers ever in use at once).
-    tensor<T> acquire(const shape_t& s)
+    // A tensor of shape s, zero-filled unless `zero` is false (then its contents are whatever the
+    // buffer held): the smallest free buffer that holds it, else the largest free one grown to fit
+    // (so the pool stays at the most buffers ever in use at once).
+    tensor<T> acquire(const shape_t& s, bool zero = true)
     {
         const index_t n = numel(s);
         std::size_t best = free_.size(), largest = free_.size();
@@ -52,7 +53,7 @@ public:
             free_.pop_back();
         }
         t.resize(s);
-        parallel_zero(t.data(), t.size());
+        if (zero) parallel_zero(t.data(), t.size());
         return t;
     }
 

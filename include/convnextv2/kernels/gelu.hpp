@@ -42,11 +42,14 @@ inline void gelu_fwd_f32(const float* x, index_t n, float* y)
     Eigen::Map<farray> ys(y, n);
     ys = 0.5f * xs * (1.0f + (xs * 0.70710678118654752440f).erf()).max(0.0f);
 }
-inline void gelu_bwd_f32(const float* x, const float* dy, index_t n, float* dx)
+inline void gelu_bwd_f32(const float* x, const float* dy, index_t n, float* dx, bool accumulate)
 {
     Eigen::Map<const farray> xs(x, n), g(dy, n);
     Eigen::Map<farray> d(dx, n);
-    d += g * (0.5f * (1.0f + (xs * 0.70710678118654752440f).erf()).max(0.0f) + xs * 0.39894228040143267794f * (-0.5f * xs * xs).exp());
+    const auto v = g * (0.5f * (1.0f + (xs * 0.70710678118654752440f).erf()).max(0.0f) +
+                        xs * 0.39894228040143267794f * (-0.5f * xs * xs).exp());
+    if (accumulate) d += v;
+    else d = v;
 }
 } // namespace detail
 
@@ -61,14 +64,14 @@ void gelu_fwd(const T* x, index_t n, T* y)
     });
 }
 
-// dx[i] += dy[i]·gelu'(x[i]).
+// dx[i] += dy[i]·gelu'(x[i])  (accumulate = false: dx[i] = dy[i]·gelu'(x[i])).
 template <class T>
-void gelu_bwd(const T* x, const T* dy, index_t n, T* dx)
+void gelu_bwd(const T* x, const T* dy, index_t n, T* dx, bool accumulate = true)
 {
     parallel_for(0, n, gelu_grain, [&](index_t i0, index_t i1) {
-        if constexpr (std::is_same_v<T, float>) detail::gelu_bwd_f32(x + i0, dy + i0, i1 - i0, dx + i0);
+        if constexpr (std::is_same_v<T, float>) detail::gelu_bwd_f32(x + i0, dy + i0, i1 - i0, dx + i0, accumulate);
         else
-            for (index_t i = i0; i < i1; ++i) dx[i] += dy[i] * gelu_derivative(x[i]);
+            for (index_t i = i0; i < i1; ++i) dx[i] = (accumulate ? dx[i] : T(0)) + dy[i] * gelu_derivative(x[i]);
     });
 }
 

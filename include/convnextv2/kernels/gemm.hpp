@@ -51,17 +51,19 @@ void linear_fwd(const T* x, index_t M, index_t K, const T* W, const T* b, index_
     });
 }
 
+// dx[M, K] += dy[M, N] · W  (accumulate = false: dx = dy · W, its old contents unread).
 template <class T>
-void linear_bwd_data(const T* dy, index_t M, index_t N, const T* W, index_t K, T* dx)
+void linear_bwd_data(const T* dy, index_t M, index_t N, const T* W, index_t K, T* dx, bool accumulate = true)
 {
 #if CONVNEXTV2_AVX512_GEMM
-    if constexpr (std::is_same_v<T, float>) { avx512::linear_bwd_data(dy, M, N, W, K, dx); return; }
+    if constexpr (std::is_same_v<T, float>) { avx512::linear_bwd_data(dy, M, N, W, K, dx, accumulate); return; }
 #endif
     cmap<T> w(W, N, K);
     parallel_for(0, M, gemm_tile_rows(M, K, N), [&](index_t m0, index_t m1) {
         cmap<T> g(dy + m0 * N, m1 - m0, N);
         mmap<T> d(dx + m0 * K, m1 - m0, K);
-        d.noalias() += g * w;
+        if (accumulate) d.noalias() += g * w;
+        else d.noalias() = g * w;
     });
 }
 

@@ -177,13 +177,13 @@ inline void linear_fwd(const float* x, index_t M, index_t K, const float* W, con
     add_transposed(yt.data(), M, N, b, y, false);
 }
 
-// dx[M, K] += dy[M, N] · W.
-inline void linear_bwd_data(const float* dy, index_t M, index_t N, const float* W, index_t K, float* dx)
+// dx[M, K] (+)= dy[M, N] · W.
+inline void linear_bwd_data(const float* dy, index_t M, index_t N, const float* W, index_t K, float* dx, bool accumulate)
 {
     thread_local std::vector<float> packed;
     if (M * (N + K) >= N * K) {
         pack_panels(W, N, K, K, 1, packed);  // B(n, k) = W[n, k]
-        gemm_packed(M, K, N, dy, N, packed.data(), dx, K, nullptr, true);
+        gemm_packed(M, K, N, dy, N, packed.data(), dx, K, nullptr, accumulate);
         return;
     }
     // Few rows (stage 3 and the head at small images, batch-1 inference), as in linear_fwd:
@@ -193,7 +193,7 @@ inline void linear_bwd_data(const float* dy, index_t M, index_t N, const float* 
     pack_panels(dy, N, M, 1, N, packed);  // B(n, m) = dy[m, n]
     t.resize(static_cast<std::size_t>(K * M));
     gemm_packed(K, M, N, W, 1, packed.data(), t.data(), M, nullptr, false, K);  // A(k, n) = W[n, k]
-    add_transposed(t.data(), M, K, nullptr, dx, true);
+    add_transposed(t.data(), M, K, nullptr, dx, accumulate);
 }
 
 // C[N, K] (+)= dy[m0:m1, :]ᵀ · x[m0:m1, :] for output rows [n0, n1): reduction in 128-row

@@ -103,16 +103,19 @@ inline void grn_bwd_coef(const T* gamma, const double* G, double M, const double
     }
 }
 
-// dx[r,d] += dy[r,d]·scale[d] + coef[d]·x[r,d].
+// dx[r,d] += dy[r,d]·scale[d] + coef[d]·x[r,d]  (accumulate = false: dx[r,d] = ...).
 template <class T>
-inline void grn_bwd_data_rows(const T* dy, const T* x, index_t rows, index_t D, const T* scale, const double* coef, T* dx)
+inline void grn_bwd_data_rows(const T* dy, const T* x, index_t rows, index_t D, const T* scale, const double* coef, T* dx,
+                              bool accumulate = true)
 {
     for (index_t r = 0; r < rows; ++r) {
         const T* gr = dy + r * D;
         const T* xr = x + r * D;
         T* dr = dx + r * D;
-        for (index_t d = 0; d < D; ++d)
-            dr[d] += gr[d] * scale[d] + static_cast<T>(coef[d] * static_cast<double>(xr[d]));
+        if (accumulate)
+            for (index_t d = 0; d < D; ++d) dr[d] += gr[d] * scale[d] + static_cast<T>(coef[d] * static_cast<double>(xr[d]));
+        else
+            for (index_t d = 0; d < D; ++d) dr[d] = gr[d] * scale[d] + static_cast<T>(coef[d] * static_cast<double>(xr[d]));
     }
 }
 
@@ -249,10 +252,11 @@ void grn_fwd_groups(const T* x, const index_t* off, index_t G, index_t D, const 
     });
 }
 
-// dx [rows, D] += dL/dx (skipped when null); dgamma[D], dbeta[D] += their gradients (may be null).
+// dx [rows, D] += dL/dx (skipped when null; accumulate = false: dx = dL/dx); dgamma[D], dbeta[D]
+// += their gradients (may be null).
 template <class T>
 void grn_bwd_groups(const T* dy, const T* x, const index_t* off, index_t G, index_t D, const T* gamma, const grn_stats& st, T* dx,
-                    T* dgamma, T* dbeta)
+                    T* dgamma, T* dbeta, bool accumulate = true)
 {
     std::vector<double> sgx(static_cast<std::size_t>(G * D), 0.0), sg(static_cast<std::size_t>(G * D), 0.0);
     if (G >= grn_per_group_min) {  // one task per group, sums then data pass while it is in cache
@@ -266,7 +270,7 @@ void grn_bwd_groups(const T* dy, const T* x, const index_t* off, index_t G, inde
                 if (!dx) continue;
                 grn_scale(gamma, st.nx.data() + g * D, D, scale.data());
                 grn_bwd_coef(gamma, st.G.data() + g * D, st.M[static_cast<std::size_t>(g)], a, D, coef.data());
-                grn_bwd_data_rows(dy + r0 * D, x + r0 * D, rows, D, scale.data(), coef.data(), dx + r0 * D);
+                grn_bwd_data_rows(dy + r0 * D, x + r0 * D, rows, D, scale.data(), coef.data(), dx + r0 * D, accumulate);
             }
         });
         detail::grn_param_grads(st, sgx, sg, G, D, dgamma, dbeta);
@@ -299,7 +303,8 @@ void grn_bwd_groups(const T* dy, const T* x, const index_t* off, index_t G, inde
     detail::grn_param_grads(st, sgx, sg, G, D, dgamma, dbeta);
     if (!dx) return;
     detail::grn_for_rows(off, G, D, [&](index_t g, index_t r0, index_t r1) {
-        grn_bwd_data_rows(dy + r0 * D, x + r0 * D, r1 - r0, D, scale.data() + g * D, coef.data() + g * D, dx + r0 * D);
+        grn_bwd_data_rows(dy + r0 * D, x + r0 * D, r1 - r0, D, scale.data() + g * D, coef.data() + g * D, dx + r0 * D,
+                          accumulate);
     });
 }
 

@@ -2,7 +2,7 @@
 // LayerNorm kernels over the contiguous last axis: M rows ("sites") of C channels, row-major.
 //   fwd:  μ = mean(x), σ² = mean((x−μ)²) (biased), y = (x−μ)/sqrt(σ²+eps)·w + b     (SPEC §1.2)
 //   bwd:  x̂ = (x−μ)·rstd, ĝ = dy·w,
-//         dx += rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),  dw += Σ_rows dy·x̂,  db += Σ_rows dy
+//         dx (+)= rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),  dw += Σ_rows dy·x̂,  db += Σ_rows dy
 // Mirrors nn.LayerNorm / the official channels_first LN (same math per site). Statistics are
 // two-pass in double and cached in double, so offsets of 1e6 in float inputs lose nothing beyond
 // the input's own rounding. The weight/bias reduction runs in fixed row chunks combined in order
@@ -66,18 +66,28 @@ void layer_norm_fwd(const T* x, index_t M, index_t C, const T* w, const T* b, do
     });
 }
 
-// dx[M,C] += dL/dx (skipped when dx is null); dw[C] += Σ dy·x̂; db[C] += Σ dy.
+// dx[M,C] += dL/dx (skipped when dx is null; accumulate = false: dx = dL/dx, its old contents
+// unread); dw[C] += Σ dy·x̂; db[C] += Σ dy. One pass over the rows: each row's dx and its share
+// of the weight/bias sums are computed while it is in L1.
 template <class T>
 void layer_norm_bwd(const T* dy, const T* x, index_t M, index_t C, const T* w, const double* mean, const double* rstd, T* dx,
-                    T* dw, T* db)
+                    T* dw, T* db, bool accumulate = true)
 {
-    if (dx) {
-        parallel_for(0, M, ln_row_grain(C), [&](index_t m0, index_t m1) {
-            for (index_t m = m0; m < m1; ++m) {
-                const T* xr = x + m * C;
-                const T* gr = dy + m * C;
+    const bool params = dw || db;
+    if (!dx && !params) return;
+    const index_t chunk = ln_reduce_chunk(M);
+    const index_t nc = num_chunks(M, chunk);
+    const std::size_t np = params ? static_cast<std::size_t>(nc * C) : 0;
+    std::vector<double> pw(np, 0.0), pb(np, 0.0);
+    parallel_chunks(M, chunk, [&](index_t ci, index_t m0, index_t m1) {
+        double* aw = params ? pw.data() + ci * C : nullptr;
+        double* ab = params ? pb.data() + ci * C : nullptr;
+        for (index_t m = m0; m < m1; ++m) {
+            const T* xr = x + m * C;
+            const T* gr = dy + m * C;
+            const double mu = mean[m], rs = rstd[m];
+            if (dx) {
                 T* dr = dx + m * C;
-                const double mu = mean[m], rs = rstd[m];
                 const double sg = lane_sum(C, [gr, w](index_t c) { return static_cast<double>(gr[c]) * static_cast<double>(w[c]); });
                 const double sgx = lane_sum(C, [gr, w, xr, mu, rs](index_t c) {
                     return static_cast<double>(gr[c]) * static_cast<double>(w[c]) * ((static_cast<double>(xr[c]) - mu) * rs);
@@ -86,29 +96,19 @@ void layer_norm_bwd(const T* dy, const T* x, index_t M, index_t C, const T* w, c
                 for (index_t c = 0; c < C; ++c) {
                     const double g = static_cast<double>(gr[c]) * static_cast<double>(w[c]);
                     const double xh = (static_cast<double>(xr[c]) - mu) * rs;
-                    dr[c] += static_cast<T>(rs * (g - a - xh * bb));
+                    const T v = static_cast<T>(rs * (g - a - xh * bb));
+                    dr[c] = accumulate ? dr[c] + v : v;
                 }
             }
-        });
-    }
-    if (!dw && !db) return;
-    const index_t chunk = ln_reduce_chunk(M);
-    const index_t nc = num_chunks(M, chunk);
-    std::vector<double> pw(static_cast<std::size_t>(nc * C), 0.0), pb(static_cast<std::size_t>(nc * C), 0.0);
-    parallel_chunks(M, chunk, [&](index_t ci, index_t m0, index_t m1) {
-        double* aw = pw.data() + ci * C;
-        double* ab = pb.data() + ci * C;
-        for (index_t m = m0; m < m1; ++m) {
-            const T* xr = x + m * C;
-            const T* gr = dy + m * C;
-            const double mu = mean[m], rs = rstd[m];
-            for (index_t c = 0; c < C; ++c) {
-                const double g = static_cast<double>(gr[c]);
-                aw[c] += g * (static_cast<double>(xr[c]) - mu) * rs;
-                ab[c] += g;
-            }
+            if (params)
+                for (index_t c = 0; c < C; ++c) {
+                    const double g = static_cast<double>(gr[c]);
+                    aw[c] += g * (static_cast<double>(xr[c]) - mu) * rs;
+                    ab[c] += g;
+                }
         }
     });
+    if (!params) return;
     for (index_t c = 0; c < C; ++c) {
         double sw = 0, sb = 0;
         for (index_t ci = 0; ci < nc; ++ci) {

@@ -31,15 +31,19 @@ void global_avg_pool_fwd(const T* x, index_t N, index_t S, index_t C, T* y)
     });
 }
 
+// dx[n, s, c] += dy[n, c] / S  (accumulate = false: dx = dy / S).
 template <class T>
-void global_avg_pool_bwd(const T* dy, index_t N, index_t S, index_t C, T* dx)
+void global_avg_pool_bwd(const T* dy, index_t N, index_t S, index_t C, T* dx, bool accumulate = true)
 {
     const T inv = static_cast<T>(1.0 / static_cast<double>(S));
     parallel_for(0, N * S, std::max<index_t>(1, 16384 / std::max<index_t>(C, 1)), [&](index_t r0, index_t r1) {
         for (index_t r = r0; r < r1; ++r) {
             const T* __restrict g = dy + (r / S) * C;
             T* __restrict d = dx + r * C;
-            for (index_t c = 0; c < C; ++c) d[c] += g[c] * inv;
+            if (accumulate)
+                for (index_t c = 0; c < C; ++c) d[c] += g[c] * inv;
+            else
+                for (index_t c = 0; c < C; ++c) d[c] = g[c] * inv;
         }
     });
 }

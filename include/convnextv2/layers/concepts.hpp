@@ -18,8 +18,13 @@
 //       ensures:  appends one param_ref per parameter, named prefix + "." + local name.
 //
 // Optional members, found by detection: visit(f) on composites (calls f on every child),
-// set_training(bool) (drop path), zero_grad().
+// set_training(bool) (drop path), zero_grad(), and a third backward argument:
+//   void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
+//       accumulate = false: *dx = dL/dx, its old contents never read. The composites then hand
+//       the layer a borrowed buffer without zero-filling it first (run_backward below).
 #pragma once
+#include "../core/grad_pool.hpp"
+#include "../core/profile.hpp"
 #include "param.hpp"
 
 #include <type_traits>
@@ -47,6 +52,15 @@ template <class L>
 struct has_backward<L, std::void_t<typename L::scalar_type,
                                    decltype(std::declval<L&>().backward(std::declval<const tensor<typename L::scalar_type>&>(),
                                                                         std::declval<tensor<typename L::scalar_type>*>()))>>
+    : std::true_type {};
+
+template <class L, class = void>
+struct has_backward_overwrite : std::false_type {};
+template <class L>
+struct has_backward_overwrite<L, std::void_t<typename L::scalar_type,
+                                             decltype(std::declval<L&>().backward(std::declval<const tensor<typename L::scalar_type>&>(),
+                                                                                  std::declval<tensor<typename L::scalar_type>*>(),
+                                                                                  false))>>
     : std::true_type {};
 
 template <class L, class = void>
@@ -97,6 +111,22 @@ void visit_all(L& layer, F&& f)
 {
     f(layer);
     if constexpr (detail::has_visit<L, F>::value) layer.visit(f);
+}
+
+// layer.backward with *dx = dL/dx (accumulate = false: dx's contents are garbage on entry) or
+// *dx += dL/dx. A layer without the optional flag gets its buffer zero-filled first.
+template <class L>
+void run_backward(L& layer, const tensor<typename L::scalar_type>& dy, tensor<typename L::scalar_type>* dx, bool accumulate)
+{
+    if constexpr (detail::has_backward_overwrite<L>::value) {
+        layer.backward(dy, dx, accumulate);
+    } else {
+        if (dx && !accumulate) {
+            profile::scope prof_(profile::kind::grad_zero, profile::pass::bwd);
+            parallel_zero(dx->data(), dx->size());
+        }
+        layer.backward(dy, dx);
+    }
 }
 
 template <class L>

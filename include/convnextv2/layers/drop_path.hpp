@@ -76,17 +76,20 @@ struct drop_path : detail::site_binding<Mode> {
         apply(x.data(), y.data(), false);
     }
 
-    void backward(const tensor<T>& dy, tensor<T>* dx)
+    void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
         profile::scope prof_(profile::kind::drop_path, profile::pass::bwd);
         if (!dx) return;
         if (scale_.empty()) {
             parallel_for(0, dy.size(), index_t{1} << 14, [&](index_t i0, index_t i1) {
-                for (index_t i = i0; i < i1; ++i) (*dx)[i] += dy[i];
+                if (accumulate)
+                    for (index_t i = i0; i < i1; ++i) (*dx)[i] += dy[i];
+                else
+                    for (index_t i = i0; i < i1; ++i) (*dx)[i] = dy[i];
             });
             return;
         }
-        apply(dy.data(), dx->data(), true);
+        apply(dy.data(), dx->data(), accumulate);
     }
 
     void collect_params(param_list<T>&, const std::string&) {}

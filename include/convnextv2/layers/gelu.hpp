@@ -22,10 +22,10 @@ struct gelu {
         kernels::gelu_fwd(x.data(), x.size(), y.data());
     }
 
-    void backward(const tensor<T>& dy, tensor<T>* dx)
+    void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
         profile::scope prof_(profile::kind::gelu, profile::pass::bwd);
-        if (dx) kernels::gelu_bwd(x_->data(), dy.data(), dy.size(), dx->data());
+        if (dx) kernels::gelu_bwd(x_->data(), dy.data(), dy.size(), dx->data(), accumulate);
     }
 
     void collect_params(param_list<T>&, const std::string&) {}

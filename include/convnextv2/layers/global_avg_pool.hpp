@@ -28,13 +28,13 @@ struct global_avg_pool {
         kernels::global_avg_pool_fwd(x.data(), x.dim(0), x.dim(1) * x.dim(2), x.dim(3), y.data());
     }
 
-    void backward(const tensor<T>& dy, tensor<T>* dx)
+    void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
         profile::scope prof_(profile::kind::pool, profile::pass::bwd);
         CONVNEXTV2_CHECK(in_shape_.size() == 4 && dy.shape() == (shape_t{in_shape_[0], in_shape_[3]}),
                          "global_avg_pool: backward expects dy of shape (N, C) matching the forward input ", to_string(in_shape_),
                          ", got ", to_string(dy.shape()));
-        if (dx) kernels::global_avg_pool_bwd(dy.data(), in_shape_[0], in_shape_[1] * in_shape_[2], in_shape_[3], dx->data());
+        if (dx) kernels::global_avg_pool_bwd(dy.data(), in_shape_[0], in_shape_[1] * in_shape_[2], in_shape_[3], dx->data(), accumulate);
     }
 
     void collect_params(param_list<T>&, const std::string&) {}

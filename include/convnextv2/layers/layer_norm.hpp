@@ -44,14 +44,14 @@ struct layer_norm {
         kernels::layer_norm_fwd(x.data(), M, channels_, weight.data(), bias.data(), eps, y.data(), mean_.data(), rstd_.data());
     }
 
-    void backward(const tensor<T>& dy, tensor<T>* dx)
+    void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
         profile::scope prof_(profile::kind::layer_norm, profile::pass::bwd);
         const index_t M = dy.size() / channels_;
         if (weight_grad.shape() != weight.shape()) { weight_grad.resize(weight.shape()); weight_grad.zero(); }
         if (bias_grad.shape() != bias.shape()) { bias_grad.resize(bias.shape()); bias_grad.zero(); }
         kernels::layer_norm_bwd(dy.data(), x_->data(), M, channels_, weight.data(), mean_.data(), rstd_.data(),
-                                dx ? dx->data() : nullptr, weight_grad.data(), bias_grad.data());
+                                dx ? dx->data() : nullptr, weight_grad.data(), bias_grad.data(), accumulate);
     }
 
     void collect_params(param_list<T>& out, const std::string& prefix)

@@ -45,13 +45,13 @@ struct linear {
                             out_features, y.data());
     }
 
-    void backward(const tensor<T>& dy, tensor<T>* dx)
+    void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
         profile::scope prof_(profile::kind::linear, profile::pass::bwd);
         const index_t M = dy.size() / out_features;
         kernels::linear_bwd_weight(dy.data(), x_->data(), M, in_features_, out_features, weight_grad.data(),
                                    with_bias ? bias_grad.data() : nullptr);
-        if (dx) kernels::linear_bwd_data(dy.data(), M, out_features, weight.data(), in_features_, dx->data());
+        if (dx) kernels::linear_bwd_data(dy.data(), M, out_features, weight.data(), in_features_, dx->data(), accumulate);
     }
 
     void collect_params(param_list<T>& out, const std::string& prefix)

@@ -2,7 +2,9 @@
 // Finite-difference gradient checker for any layer (public, so users can check their own layers).
 // Loss L = Σ y·g for a fixed random g; the analytic gradients come from backward(g, &dx); the
 // numeric ones from central differences (L(p+eps) − L(p−eps)) / 2eps on the inputs and on every
-// parameter. Run it on layer<double>: kernels are templates on the scalar type.
+// parameter. A layer with the optional backward(dy, dx, accumulate) is also checked to give the
+// same gradients with accumulate = false into a buffer of NaNs. Run it on layer<double>: kernels
+// are templates on the scalar type.
 #pragma once
 #include "../core/rng.hpp"
 #include "../layers/concepts.hpp"
@@ -11,6 +13,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace convnextv2::testing {
 
@@ -105,6 +108,19 @@ gradcheck_result check_gradients(L& layer, tensor<double> x, const gradcheck_opt
     for (auto& p : params) {
         tensor<double> analytic = *p.grad;
         probe(*p.value, analytic, p.name.empty() ? "param" : p.name, x);
+    }
+    if constexpr (convnextv2::detail::has_backward_overwrite<L>::value) {
+        // backward(g, &dx, false) must give the same gradients into a buffer it may not read
+        // (filled with NaN here) as the accumulating call into zeros did above.
+        std::vector<tensor<double>> first;
+        for (auto& p : params) { first.push_back(*p.grad); p.grad->zero(); }
+        tensor<double> dx2(x.shape(), std::numeric_limits<double>::quiet_NaN());
+        layer.forward(x, y);
+        layer.backward(g, &dx2, false);
+        for (index_t i = 0; i < dx.size(); ++i) detail::note(r, o, dx[i], dx2[i], "input (accumulate = false)[" + std::to_string(i) + "]");
+        for (std::size_t k = 0; k < params.size(); ++k)
+            for (index_t i = 0; i < first[k].size(); ++i)
+                detail::note(r, o, first[k][i], (*params[k].grad)[i], params[k].name + " (accumulate = false)[" + std::to_string(i) + "]");
     }
     return r;
 }
