@@ -6,8 +6,10 @@
 //   profile_model [--threads 2] [--steps 5] [--warmup 1] [--workload NAME]... [--no-profile]
 //
 // Workloads: atto_224_b16 (as bench_model's train/atto_224/b16: 3 channels, 1000 classes),
-// fmnist_32_b128 (the main job, examples/configs/fashion_mnist.json: depths 2,2,4,2, dims
-// 32..256, stem 2, 1 channel, 10 classes, drop path 0.05), tiny_224_b16 (as train/tiny_224/b16),
+// fmnist_32_b128 (the main job, examples/configs/fashion_mnist.json: depths 2,2,4,2, dims 32..256,
+// stem 2, 1 channel, 10 classes, drop path 0.05, 28x28 images on a 32x32 canvas: maps 16, 8, 4, 2),
+// fmnist_28_b128 (the same model on the bare 28x28 images: maps 14, 7, 3, 1, the strided convs
+// floor as in PyTorch), tiny_224_b16 (as train/tiny_224/b16),
 // atto_32_b128 (as train/atto_32/b128), tiny_224_b1_infer and nano_224_b1_infer (forward only
 // in eval mode, as infer/<v>_224/b1).
 // Default: atto_224_b16 and fmnist_32_b128. Every cell is the median over the timed steps.
@@ -55,6 +57,7 @@ std::vector<workload> all_workloads()
     fm.num_classes = 10;
     fm.drop_path_rate = 0.05;
     w.push_back({"fmnist_32_b128", fm, 128, 32});
+    w.push_back({"fmnist_28_b128", fm, 128, 28});
     w.push_back({"tiny_224_b16", variant_config("tiny", 1000), 16, 224});
     w.push_back({"atto_32_b128", variant_config("atto", 1000), 128, 32});  // bench_model's train/atto_32/b128
     w.push_back({"tiny_224_b1_infer", variant_config("tiny", 1000), 1, 224, true});
@@ -72,10 +75,10 @@ work count_work(const model_config& c, index_t batch, index_t side)
 {
     work w;
     const double N = static_cast<double>(batch);
-    double s = static_cast<double>(side / c.stem_kernel);
+    index_t s = side / c.stem_kernel;  // strided convs floor (28: 14, 7, 3, 1)
     double prev_sites = 0, prev_C = 0;
     for (std::size_t i = 0; i < 4; ++i) {
-        const double C = static_cast<double>(c.dims[i]), sites = N * s * s, d = c.depths[i];
+        const double C = static_cast<double>(c.dims[i]), sites = N * static_cast<double>(s * s), d = c.depths[i];
         if (i == 0) {
             const double f = 2 * sites * C * static_cast<double>(c.in_chans * c.stem_kernel * c.stem_kernel);
             w.patch_fwd += f;

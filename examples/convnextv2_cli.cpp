@@ -20,8 +20,8 @@ using namespace convnextv2;
 static int run_info(const std::string& model, index_t num_classes, index_t image_size)
 {
     model_config cfg = variant_config(model, num_classes);
-    CONVNEXTV2_CHECK(image_size > 0 && image_size % cfg.total_stride() == 0, "--image_size must be a positive multiple of ",
-                     cfg.total_stride(), ", got ", image_size);
+    CONVNEXTV2_CHECK(image_size >= cfg.total_stride(), "--image_size must be at least ", cfg.total_stride(),
+                     " (the total stride), got ", image_size);
     convnextv2_model<float> m(cfg);
     auto macs = count_macs(cfg, image_size);
     std::printf("%s  depths (%d, %d, %d, %d)  dims (%ld, %ld, %ld, %ld)  classes %ld\n", cfg.name.c_str(), cfg.depths[0],

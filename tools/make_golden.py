@@ -134,5 +134,7 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     make("golden_small", 3, 5, [1, 1, 2, 1], [8, 16, 24, 32], 32, 2, True)
     make("golden_small_stem2", 1, 10, [1, 1, 1, 1], [8, 16, 16, 24], 32, 2, True, stem_kernel=2)
+    # 28x28 with a 2x2 stem: 14, 7, 3, 1 (PyTorch's strided convs drop the odd row/column)
+    make("golden_small_stem2_28", 1, 10, [1, 1, 1, 1], [8, 16, 16, 24], 28, 2, True, stem_kernel=2)
     make("golden_atto32", 3, 10, [2, 2, 6, 2], [40, 80, 160, 320], 32, 2, False)
     make("golden_atto64", 3, 10, [2, 2, 6, 2], [40, 80, 160, 320], 64, 1, False)

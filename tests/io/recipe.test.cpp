@@ -81,7 +81,8 @@ TEST_CASE("recipe: out-of-range values name key and value", "[io][recipe]")
     REQUIRE_THROWS_WITH(from(R"({"opt": "sgd"})"), Catch::Contains("'opt'") && Catch::Contains("'sgd'"));
     REQUIRE_THROWS_WITH(from(R"({"dataset": "cifar10"})"), Catch::Contains("'dataset'") && Catch::Contains("'cifar10'"));
     REQUIRE_THROWS_WITH(from(R"({"model": "convnextv2_tinny"})"), Catch::Contains("did you mean 'convnextv2_tiny'?"));
-    REQUIRE_THROWS_WITH(from(R"({"image_resize": 100})"), Catch::Contains("'image_resize'") && Catch::Contains("multiple of 32"));
+    REQUIRE_THROWS_WITH(from(R"({"image_resize": 16})"), Catch::Contains("'image_resize'") && Catch::Contains("at least 32"));
+    CHECK(from(R"({"image_resize": 100})").image_resize == 100);  // not a multiple of 32: strided convs floor
     REQUIRE_THROWS_WITH(from(R"({"depths": [2, 2, 6, 2]})"), Catch::Contains("depths"));
     REQUIRE_THROWS_WITH(from(R"({"scale": [0.5, 0.2]})"), Catch::Contains("'scale'"));
     REQUIRE_THROWS_WITH(from(R"({"amp_level": "O5"})"), Catch::Contains("'amp_level'"));

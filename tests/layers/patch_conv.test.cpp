@@ -14,6 +14,37 @@ TEST_CASE("patch_conv: gradient check for stem (k=4) and downsample (k=2)", "[la
     REQUIRE_GRADCHECK(testing::check_layer(down, {1, 4, 6, 5}, o));
     patch_conv<double> one(1, 2);
     REQUIRE_GRADCHECK(testing::check_layer(one, {1, 2, 2, 1}, o));
+    // sides the kernel does not divide: the last row/column is dropped (nn.Conv2d floors)
+    patch_conv<double> odd_stem(3, 4);
+    REQUIRE_GRADCHECK(testing::check_layer(odd_stem, {2, 9, 6, 2}, o));
+    patch_conv<double> odd_down(4, 2);
+    REQUIRE_GRADCHECK(testing::check_layer(odd_down, {1, 7, 5, 3}, o));
+}
+
+TEST_CASE("patch_conv: sides not divisible by k match the naive reference; dropped sites get no gradient", "[layers][patch_conv]")
+{
+    const shape_t s{2, 9, 14, 3};  // k = 4: output 2 x 3; row 8 and columns 12, 13 are past the last window
+    patch_conv<float> l(5, 4);
+    REQUIRE(l.setup(s) == shape_t{2, 2, 3, 5});
+    l.weight = test::random_tensor<float>({5, 4, 4, 3}, 3);
+    l.bias = test::random_tensor<float>({5}, 4);
+    auto x = test::random_tensor<float>(s, 1);
+    tensor<float> y, yr({2, 2, 3, 5}, 0.f);
+    l.forward(x, y);
+    REQUIRE(y.shape() == shape_t{2, 2, 3, 5});
+    kernels::patch_conv_fwd_ref(x.data(), 2, 9, 14, 3, 4, l.weight.data(), l.bias.data(), 5, yr.data());
+    CHECK(test::max_abs_diff(y, yr) < 1e-5);
+
+    auto dy = test::random_tensor<float>({2, 2, 3, 5}, 2);
+    tensor<float> dx(s, -1.f), dxr(s, -1.f);
+    l.backward(dy, &dx);
+    kernels::patch_conv_bwd_data_ref(dy.data(), 2, 9, 14, 3, 4, l.weight.data(), 5, dxr.data());
+    CHECK(test::max_abs_diff(dx, dxr) < 1e-5);
+    for (index_t n = 0; n < 2; ++n)
+        for (index_t h = 0; h < 9; ++h)
+            for (index_t w = 0; w < 14; ++w)
+                if (h >= 8 || w >= 12)
+                    for (index_t c = 0; c < 3; ++c) REQUIRE(dx[((n * 9 + h) * 14 + w) * 3 + c] == -1.f);
 }
 
 TEST_CASE("patch_conv: setup, parameter registration and layout", "[layers][patch_conv]")
@@ -107,8 +138,8 @@ TEST_CASE("patch_conv: reuses its scratch once shapes are stable", "[layers][pat
 TEST_CASE("patch_conv: wrong shapes are clear errors", "[layers][patch_conv]")
 {
     patch_conv<float> l(8, 4);
-    REQUIRE_THROWS_WITH(l.setup({1, 10, 8, 3}), Catch::Contains("patch_conv") && Catch::Contains("divisible by 4") &&
-                                                    Catch::Contains("(1, 10, 8, 3)"));
+    REQUIRE_THROWS_WITH(l.setup({1, 10, 3, 3}), Catch::Contains("patch_conv") && Catch::Contains("at least 4") &&
+                                                   Catch::Contains("(1, 10, 3, 3)"));
     REQUIRE_THROWS_WITH(l.setup({8, 8, 3}), Catch::Contains("rank-4") && Catch::Contains("(8, 8, 3)"));
     patch_conv<float> none;
     none.out_channels = 0;
@@ -116,8 +147,8 @@ TEST_CASE("patch_conv: wrong shapes are clear errors", "[layers][patch_conv]")
     l.setup({1, 8, 8, 3});
     tensor<float> x({1, 8, 8, 4}), y;
     REQUIRE_THROWS_WITH(l.forward(x, y), Catch::Contains("expected 3 input channels") && Catch::Contains("(1, 8, 8, 4)"));
-    tensor<float> x2({1, 8, 6, 3});
-    REQUIRE_THROWS_WITH(l.forward(x2, y), Catch::Contains("divisible by 4"));
+    tensor<float> x2({1, 2, 6, 3});
+    REQUIRE_THROWS_WITH(l.forward(x2, y), Catch::Contains("at least 4"));
     tensor<float> ok({1, 8, 8, 3}, 0.f), dy({1, 2, 3, 8}, 0.f);
     l.forward(ok, y);
     REQUIRE_THROWS_WITH(l.backward(dy, nullptr), Catch::Contains("backward expects dy of shape (1, 2, 2, 8)"));

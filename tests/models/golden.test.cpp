@@ -81,6 +81,11 @@ TEST_CASE("golden: 1-channel variant with a 2x2 stem (the Fashion-MNIST shape)",
     run_golden("golden_small_stem2.safetensors", true);
 }
 
+TEST_CASE("golden: 28x28 with a 2x2 stem, sides the strides do not divide (14, 7, 3, 1)", "[models][golden]")
+{
+    run_golden("golden_small_stem2_28.safetensors", true);
+}
+
 TEST_CASE("golden: atto at 32x32 and 64x64 vs PyTorch", "[models][golden]")
 {
     run_golden("golden_atto32.safetensors", false);

@@ -47,6 +47,8 @@ TEST_CASE("multiply-accumulates at 224 match SPEC §2", "[models]")
     CHECK(count_macs(variant_config("atto"), 224).total() / 1e9 == Approx(0.547).margin(0.0015));
     CHECK(count_macs(variant_config("tiny"), 224).total() / 1e9 == Approx(4.456).margin(0.0015));
     CHECK(count_macs(variant_config("huge"), 224).total() / 1e9 == Approx(114.922).margin(0.0015));
+    // Sides the strides do not divide shrink as in PyTorch: 227 -> 56, 28, 14, 7 (as 224).
+    CHECK(count_macs(variant_config("atto"), 227).total() == count_macs(variant_config("atto"), 224).total());
 }
 
 TEST_CASE("forward shapes, stage outputs, and input errors", "[models]")
@@ -59,8 +61,13 @@ TEST_CASE("forward shapes, stage outputs, and input errors", "[models]")
     CHECK(m.features().shape() == shape_t{2, 320});
     CHECK(m.stage_output(0).shape() == shape_t{2, 16, 8, 40});
     CHECK(m.stage_output(3).shape() == shape_t{2, 2, 1, 320});
-    tensor<float> bad({1, 40, 32, 3});
-    REQUIRE_THROWS_WITH(m.forward(bad, y), Catch::Contains("multiples of 32"));
+    // 40x32 is fine (PyTorch floors: 10x8, 5x4, 2x2, 1x1); below the total stride is an error.
+    tensor<float> odd = test::random_tensor<float>({1, 40, 32, 3}, 2);
+    m.forward(odd, y);
+    CHECK(m.stage_output(2).shape() == shape_t{1, 2, 2, 160});
+    CHECK(m.stage_output(3).shape() == shape_t{1, 1, 1, 320});
+    tensor<float> bad({1, 31, 32, 3});
+    REQUIRE_THROWS_WITH(m.forward(bad, y), Catch::Contains("at least 32") && Catch::Contains("(1, 31, 32, 3)"));
     tensor<float> gray({1, 32, 32, 1});
     REQUIRE_THROWS_WITH(m.forward(gray, y), Catch::Contains("in_chans = 3"));
     REQUIRE_THROWS_WITH(variant_config("tinyy"), Catch::Contains("convnextv2_tiny"));

@@ -309,16 +309,17 @@ var<T> dwconv7x7(const var<T>& x, const var<T>& w, const var<T>& b)
     });
 }
 
-// Non-overlapping k x k, stride k conv on NHWC x [N, H, W, I]; w [O, k, k, I], b [O].
+// Non-overlapping k x k, stride k conv on NHWC x [N, H, W, I]; w [O, k, k, I], b [O]; output
+// [N, H/k, W/k, O] rounded down, as nn.Conv2d (rows and columns past the last window get no gradient).
 template <class T>
 var<T> patch_conv(const var<T>& x, const var<T>& w, const var<T>& b)
 {
     const tensor<T>& xv = x.value();
     const tensor<T>& wv = w.value();
     CONVNEXTV2_CHECK(xv.rank() == 4 && wv.rank() == 4 && wv.dim(1) == wv.dim(2) && wv.dim(1) > 0 && wv.dim(3) == xv.dim(3) &&
-                         xv.dim(1) % wv.dim(1) == 0 && xv.dim(2) % wv.dim(1) == 0,
+                         xv.dim(1) >= wv.dim(1) && xv.dim(2) >= wv.dim(1),
                      "autograd::patch_conv: x ", to_string(xv.shape()), " and w ", to_string(wv.shape()),
-                     " do not fit (NHWC with H, W divisible by k, and [O, k, k, I])");
+                     " do not fit (NHWC with H, W at least k, and [O, k, k, I])");
     const index_t N = xv.dim(0), H = xv.dim(1), W = xv.dim(2), I = xv.dim(3), O = wv.dim(0), k = wv.dim(1);
     detail::check_vector("patch_conv", "bias", b, O);
     tensor<T> y({N, H / k, W / k, O});

@@ -4,6 +4,7 @@
 // "0", "1", ... (official `stages.i.j`).
 #pragma once
 #include "../core/grad_pool.hpp"
+#include "../core/grad_write.hpp"
 #include "../core/profile.hpp"
 #include "../layers/concepts.hpp"
 
@@ -47,8 +48,7 @@ struct repeat {
     void backward(const tensor<scalar_type>& dy, tensor<scalar_type>* dx, bool accumulate = true)
     {
         if (blocks.empty()) {
-            if (dx)
-                for (index_t i = 0; i < dy.size(); ++i) (*dx)[i] = (accumulate ? (*dx)[i] : scalar_type(0)) + dy[i];
+            if (dx) pass_grad(dy.data(), dy.size(), dx->data(), accumulate);
             return;
         }
         for (std::size_t k = blocks.size(); k-- > 0;) {

@@ -4,6 +4,7 @@
 // accumulation: dx += dy (skip path) and the body's backward adds its own part.
 #pragma once
 #include "../core/grad_pool.hpp"
+#include "../core/grad_write.hpp"
 #include "../core/profile.hpp"
 #include "../layers/concepts.hpp"
 
@@ -17,8 +18,7 @@ struct identity {
     void forward(const tensor<T>& x, tensor<T>& y) { y = x; }
     void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
-        if (dx)
-            for (index_t i = 0; i < dy.size(); ++i) (*dx)[i] = (accumulate ? (*dx)[i] : T(0)) + dy[i];
+        if (dx) pass_grad(dy.data(), dy.size(), dx->data(), accumulate);
     }
     void collect_params(param_list<T>&, const std::string&) {}
 };
@@ -61,14 +61,7 @@ struct residual {
     {
         if (dx) {
             profile::scope prof_(profile::kind::residual, profile::pass::bwd);
-            T* d = dx->data();
-            const T* g = dy.data();
-            parallel_for(0, dy.size(), add_grain, [=](index_t lo, index_t hi) {
-                if (accumulate)
-                    for (index_t i = lo; i < hi; ++i) d[i] += g[i];
-                else
-                    for (index_t i = lo; i < hi; ++i) d[i] = g[i];
-            });
+            pass_grad(dy.data(), dy.size(), dx->data(), accumulate);
         }
         if constexpr (plain) {
             run_backward(body, dy, dx, true);

@@ -460,9 +460,10 @@ inline void validate_recipe(const recipe& r, const std::string& where)
     in_half_open("drop_path_rate", r.drop_path_rate, 0, 1);
     at_least("head_init_scale", r.head_init_scale, 0);
     check_choice("stem_kernel", std::to_string(r.stem_kernel), {"1", "2", "4"}, where);
-    if (r.image_resize % (r.stem_kernel * 8) != 0)
+    if (r.image_resize < r.stem_kernel * 8)
         recipe_range_error("image_resize", r.image_resize, where,
-                           "must be a multiple of " + std::to_string(r.stem_kernel * 8) + " for stem_kernel " + std::to_string(r.stem_kernel));
+                           "must be at least " + std::to_string(r.stem_kernel * 8) + " (the total stride) for stem_kernel " +
+                               std::to_string(r.stem_kernel));
 
     check_choice("dataset", r.dataset, {"imagefolder", "fashion_mnist"}, where);
     if (r.dataset_download) recipe_range_error("dataset_download", "true", where, "downloads are not supported; must be false");

@@ -15,6 +15,7 @@
 // each group is one task (its rows summed in order); with few, fixed site chunks are combined in
 // index order. The choice depends on the shape only: bit-identical for any thread count.
 #pragma once
+#include "../core/grad_write.hpp"
 #include "../core/parallel.hpp"
 
 #include <algorithm>
@@ -111,11 +112,8 @@ inline void grn_bwd_data_rows(const T* dy, const T* x, index_t rows, index_t D, 
     for (index_t r = 0; r < rows; ++r) {
         const T* gr = dy + r * D;
         const T* xr = x + r * D;
-        T* dr = dx + r * D;
-        if (accumulate)
-            for (index_t d = 0; d < D; ++d) dr[d] += gr[d] * scale[d] + static_cast<T>(coef[d] * static_cast<double>(xr[d]));
-        else
-            for (index_t d = 0; d < D; ++d) dr[d] = gr[d] * scale[d] + static_cast<T>(coef[d] * static_cast<double>(xr[d]));
+        write_grad(dx + r * D, 0, D, accumulate,
+                   [&](index_t d) { return gr[d] * scale[d] + static_cast<T>(coef[d] * static_cast<double>(xr[d])); });
     }
 }
 

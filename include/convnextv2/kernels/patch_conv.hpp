@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Non-overlapping k x k, stride k convolution without padding (the stem, k = 4, and the downsample
-// convs, k = 2; SPEC §1.1), on NHWC x[N,H,W,I] with H, W divisible by k:
+// convs, k = 2; SPEC §1.1), on NHWC x[N,H,W,I] -> y[N, H/k, W/k, O] (rounded down, as nn.Conv2d:
+// the rows and columns past the last whole window are not read, and get no gradient):
 //   y[n,i,j,o] = b[o] + Σ_{kh,kw,ci} w[o,kh,kw,ci] · x[n, k·i+kh, k·j+kw, ci]
 // Because the patches do not overlap this is a reshape plus one GEMM: gather every patch into a
 // row of P[M = N·(H/k)·(W/k), K = k·k·I] ((kh, kw, ci) order, ci fastest), then y = P·Wᵀ + b with the
@@ -106,8 +107,7 @@ void patch_conv_bwd_data(const T* dy, index_t N, index_t H, index_t W, index_t I
                          T* scratch)
 {
     const index_t M = N * (H / k) * (W / k), K = k * k * I;
-    std::fill(scratch, scratch + M * K, T(0));
-    linear_bwd_data(dy, M, O, w, K, scratch);
+    linear_bwd_data(dy, M, O, w, K, scratch, /*accumulate=*/false);
     patch_scatter_add(scratch, N, H, W, I, k, dx);
 }
 

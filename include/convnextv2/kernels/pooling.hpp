@@ -4,6 +4,7 @@
 //   fwd: y[n,c] = (1/S) Σ_s x[n,s,c]        bwd: dx[n,s,c] += dy[n,c] / S
 // Sums are accumulated in double per channel block; samples run in parallel.
 #pragma once
+#include "../core/grad_write.hpp"
 #include "../core/parallel.hpp"
 
 #include <algorithm>
@@ -39,11 +40,7 @@ void global_avg_pool_bwd(const T* dy, index_t N, index_t S, index_t C, T* dx, bo
     parallel_for(0, N * S, std::max<index_t>(1, 16384 / std::max<index_t>(C, 1)), [&](index_t r0, index_t r1) {
         for (index_t r = r0; r < r1; ++r) {
             const T* __restrict g = dy + (r / S) * C;
-            T* __restrict d = dx + r * C;
-            if (accumulate)
-                for (index_t c = 0; c < C; ++c) d[c] += g[c] * inv;
-            else
-                for (index_t c = 0; c < C; ++c) d[c] = g[c] * inv;
+            write_grad(dx + r * C, 0, C, accumulate, [&](index_t c) { return g[c] * inv; });
         }
     });
 }

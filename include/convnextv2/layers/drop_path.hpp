@@ -7,6 +7,7 @@
 // checks, recomputation) drops the same samples, independent of thread count.
 // Mode sparse_sites: [rows, C] over the bound active sites; a sample's decision covers its rows.
 #pragma once
+#include "../core/grad_write.hpp"
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
 #include "../core/profile.hpp"
@@ -81,12 +82,7 @@ struct drop_path : detail::site_binding<Mode> {
         profile::scope prof_(profile::kind::drop_path, profile::pass::bwd);
         if (!dx) return;
         if (scale_.empty()) {
-            parallel_for(0, dy.size(), index_t{1} << 14, [&](index_t i0, index_t i1) {
-                if (accumulate)
-                    for (index_t i = i0; i < i1; ++i) (*dx)[i] += dy[i];
-                else
-                    for (index_t i = i0; i < i1; ++i) (*dx)[i] = dy[i];
-            });
+            pass_grad(dy.data(), dy.size(), dx->data(), accumulate);
             return;
         }
         apply(dy.data(), dx->data(), accumulate);
@@ -120,10 +116,8 @@ private:
                 const index_t n = static_cast<index_t>(std::upper_bound(off_.begin(), off_.end(), i) - off_.begin()) - 1;
                 const index_t e = std::min(i1, off_[static_cast<std::size_t>(n + 1)]);
                 const T s = scale_[static_cast<std::size_t>(n)];
-                if (accumulate)
-                    for (; i < e; ++i) out[i] += in[i] * s;
-                else
-                    for (; i < e; ++i) out[i] = in[i] * s;
+                write_grad(out, i, e, accumulate, [&](index_t j) { return in[j] * s; });
+                i = e;
             }
         });
     }

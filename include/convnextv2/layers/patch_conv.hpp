@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // patch_conv<T>: nn.Conv2d(I, O, kernel_size=k, stride=k) with bias, no padding, on NHWC input —
 // the stem (k = 4) and the downsample convs (k = 2) of facebookresearch/ConvNeXt-V2:
-// models/convnextv2.py (SPEC §1.1). The weight is stored [O,k,k,I] so every output site is one row
+// models/convnextv2.py (SPEC §1.1). H and W need not be multiples of k: the output is [H/k, W/k]
+// rounded down, as in PyTorch (28x28 with a 2x2 stem: 14, 7, 3, 1). The weight is stored [O,k,k,I] so every output site is one row
 // of a GEMM; it is registered with the checkpoint shape (O,I,k,k) and perm {0,2,3,1}.
 // Mode sparse_sites (downsample of FCMAE's sparse encoder): [rows_in, I] -> [rows_out, O], where
 // the bound table is the OUTPUT map made by downsample_sites() (its parent table names the input
@@ -85,8 +86,7 @@ struct patch_conv : detail::site_binding<Mode> {
             kernels::linear_bwd_weight(dy.data(), patches_.data(), M, K, out_channels, weight_grad.data(), bias_grad.data());
             if (dx) {
                 tensor<T>& scratch = patches_;  // the gathered input is no longer needed
-                scratch.zero();
-                kernels::linear_bwd_data(dy.data(), M, out_channels, weight.data(), K, scratch.data());
+                kernels::linear_bwd_data(dy.data(), M, out_channels, weight.data(), K, scratch.data(), /*accumulate=*/false);
                 kernels::sparse_patch_scatter_add(scratch.data(), s, in_channels_, dx->data());
                 patches_hold_x_ = false;
             }
@@ -128,8 +128,8 @@ private:
             CONVNEXTV2_CHECK(in.size() == 2 && in[1] > 0, "patch_conv: expected a [rows, C] sparse input, got ", to_string(in));
             return;
         }
-        CONVNEXTV2_CHECK(in.size() == 4 && in[1] % kernel == 0 && in[2] % kernel == 0 && in[1] > 0 && in[2] > 0,
-                         "patch_conv: expected a rank-4 NHWC input with H and W divisible by ", kernel, ", got ", to_string(in));
+        CONVNEXTV2_CHECK(in.size() == 4 && in[1] >= kernel && in[2] >= kernel,
+                         "patch_conv: expected a rank-4 NHWC input with H and W at least ", kernel, ", got ", to_string(in));
     }
 
     index_t in_channels_ = 0;

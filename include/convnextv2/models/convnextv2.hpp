@@ -209,8 +209,8 @@ public:
         CONVNEXTV2_CHECK(s.size() == 4, cfg_.name, ": input must be 4-D (N, H, W, C) channels-last, got ", to_string(s));
         CONVNEXTV2_CHECK(s[3] == cfg_.in_chans, cfg_.name, ": input has ", s[3], " channels, the model expects in_chans = ",
                          cfg_.in_chans, " (input shape ", to_string(s), ")");
-        CONVNEXTV2_CHECK(s[0] >= 1 && s[1] >= st && s[2] >= st && s[1] % st == 0 && s[2] % st == 0, cfg_.name,
-                         ": input height and width must be positive multiples of ", st, ", got ", to_string(s));
+        CONVNEXTV2_CHECK(s[0] >= 1 && s[1] >= st && s[2] >= st, cfg_.name, ": input height and width must be at least ", st,
+                         " (the total stride), got ", to_string(s));
     }
 
 private:
@@ -251,7 +251,8 @@ private:
     bool training_ = false;
 };
 
-// Multiply-accumulates per stage at an input of side `image_size` (conv + linear only, SPEC §2).
+// Multiply-accumulates per stage at an input of side `image_size` (conv + linear only, SPEC §2);
+// a side that the strides do not divide shrinks as PyTorch's strided convs do (floor).
 struct macs_report {
     std::array<double, 4> stage{};  // stage i includes its downsample (stage 0: the stem)
     double head = 0;
@@ -261,10 +262,10 @@ struct macs_report {
 inline macs_report count_macs(const model_config& c, index_t image_size)
 {
     macs_report r;
-    double side = static_cast<double>(image_size) / static_cast<double>(c.stem_kernel);
+    index_t side = image_size / c.stem_kernel;  // strided convs floor, as in PyTorch
     for (std::size_t i = 0; i < 4; ++i) {
         double C = static_cast<double>(c.dims[i]);
-        double sites = side * side;
+        double sites = static_cast<double>(side * side);
         if (i == 0)
             r.stage[0] += sites * C * static_cast<double>(c.in_chans * c.stem_kernel * c.stem_kernel);
         else
