@@ -67,7 +67,7 @@ std::vector<workload> all_workloads()
 
 // Work per training step by kind, from the architecture: FLOPs (2 per multiply-add) and elements.
 struct work {
-    double linear_fwd = 0, dw_fwd = 0, patch_fwd = 0, patch_bwd = 0;  // FLOP
+    double linear_fwd = 0, pw1_fwd = 0, dw_fwd = 0, patch_fwd = 0, patch_bwd = 0;  // FLOP (pw1: the fused pwconv1 + GELU)
     double grn_elems = 0, gelu_elems = 0, ln_elems = 0;               // elements per pass
 };
 
@@ -90,7 +90,8 @@ work count_work(const model_config& c, index_t batch, index_t side)
             w.patch_bwd += 2 * f;
             w.ln_elems += prev_sites * prev_C;
         }
-        w.linear_fwd += d * 2 * (2 * sites * C * 4 * C);
+        w.pw1_fwd += d * 2 * sites * C * 4 * C;
+        w.linear_fwd += d * 2 * sites * 4 * C * C;
         w.dw_fwd += d * 2 * 49 * sites * C;
         w.grn_elems += d * sites * 4 * C;
         w.gelu_elems += d * sites * 4 * C;
@@ -234,6 +235,8 @@ void run(const workload& wl, const options& o)
     std::printf("\n| kind | work fwd / bwd | rate fwd | rate bwd |\n|---|---|---:|---:|\n");
     std::printf("| linear (GEMM) | %.2f / %.2f GFLOP | %.1f GFLOP/s | %.1f GFLOP/s |\n", w.linear_fwd * 1e-9, 2 * w.linear_fwd * 1e-9,
                 gf(w.linear_fwd, kf[idx(prof::kind::linear)]), gf(2 * w.linear_fwd, kb[idx(prof::kind::linear)]));
+    std::printf("| pwconv1 + GELU (fused; GEMM FLOP only) | %.2f / %.2f GFLOP | %.1f GFLOP/s | %.1f GFLOP/s |\n", w.pw1_fwd * 1e-9,
+                2 * w.pw1_fwd * 1e-9, gf(w.pw1_fwd, kf[idx(prof::kind::linear_gelu)]), gf(2 * w.pw1_fwd, kb[idx(prof::kind::linear_gelu)]));
     std::printf("| depthwise conv 7x7 | %.2f / %.2f GFLOP | %.1f GFLOP/s | %.1f GFLOP/s |\n", w.dw_fwd * 1e-9, 2 * w.dw_fwd * 1e-9,
                 gf(w.dw_fwd, kf[idx(prof::kind::dwconv)]), gf(2 * w.dw_fwd, kb[idx(prof::kind::dwconv)]));
     std::printf("| patch conv | %.2f / %.2f GFLOP | %.1f GFLOP/s | %.1f GFLOP/s |\n", w.patch_fwd * 1e-9, w.patch_bwd * 1e-9,
@@ -244,7 +247,7 @@ void run(const workload& wl, const options& o)
     };
     gb("GRN", w.grn_elems, 3, 6, prof::kind::grn);
     gb("LayerNorm", w.ln_elems, 2, 4, prof::kind::layer_norm);
-    gb("GELU", w.gelu_elems, 2, 4, prof::kind::gelu);
+    if (kf[idx(prof::kind::gelu)] > 0) gb("GELU", w.gelu_elems, 2, 4, prof::kind::gelu);  // only when not fused
     std::printf("\ncalls per step:");
     for (int k = 0; k < prof::num_kinds; ++k)
         std::printf(" %s %lld/%lld;", prof::name(static_cast<prof::kind>(k)),

@@ -67,8 +67,8 @@ TEST_CASE("a ConvNeXt block composed from ops equals the fused convnext_block", 
     auto& dw = body.get<0>();
     auto& norm = body.get<1>();
     auto& pw1 = body.get<2>();
-    auto& gr = body.get<4>();
-    auto& pw2 = body.get<5>();
+    auto& gr = body.get<3>();
+    auto& pw2 = body.get<4>();
     ag::tape<double> t;
     auto xv = ag::leaf(t, x);
     auto p = [&](tensor<double>& v, tensor<double>& dv) { return ag::param(t, v, dv); };

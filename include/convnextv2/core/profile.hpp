@@ -12,7 +12,7 @@
 
 namespace convnextv2::profile {
 
-enum class kind : int { patch_conv, dwconv, layer_norm, linear, gelu, grn, pool, drop_path, residual, grad_zero, count_ };
+enum class kind : int { patch_conv, dwconv, layer_norm, linear, linear_gelu, gelu, grn, pool, drop_path, residual, grad_zero, count_ };
 enum class pass : int { fwd, bwd };
 constexpr int num_kinds = static_cast<int>(kind::count_);
 
@@ -23,6 +23,7 @@ inline const char* name(kind k)
     case kind::dwconv: return "depthwise conv 7x7";
     case kind::layer_norm: return "LayerNorm";
     case kind::linear: return "linear (GEMM)";
+    case kind::linear_gelu: return "pwconv1 + GELU (fused)";
     case kind::gelu: return "GELU";
     case kind::grn: return "GRN";
     case kind::pool: return "global avg pool";

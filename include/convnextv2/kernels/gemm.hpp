@@ -71,6 +71,61 @@ void linear_bwd_data(const T* dy, index_t M, index_t N, const T* W, index_t K, T
 // at most 16 partial [N,K] buffers.
 inline index_t gemm_reduce_chunk(index_t M) { return std::max<index_t>(1024, (M + 15) / 16); }
 
+namespace detail {
+// One reduction chunk's share of the weight gradient: out (+)= dy[rows, N]ᵀ · x[rows, K] and
+// bias (+)= Σ_rows dy; the first call of a chunk assigns (acc = false), later calls on the chunk's
+// following rows add, in row order. On AVX-512 the register tile runs faster with the longer side
+// (4C) along its 32 columns, so when N < K `out` holds dWᵀ [K, N] (measured in bench_limits);
+// add_weight_partials undoes that.
+template <class T>
+inline bool weight_partial_swapped(index_t N, index_t K)
+{
+#if CONVNEXTV2_AVX512_GEMM
+    if constexpr (std::is_same_v<T, float>) return N < K;
+#endif
+    (void)N, (void)K;
+    return false;
+}
+
+template <class T>
+void weight_partial(const T* dy, const T* x, index_t rows, index_t K, index_t N, T* out, T* bias, bool acc)
+{
+    if (bias) {
+        if (!acc) std::fill(bias, bias + N, T(0));
+        for (index_t m = 0; m < rows; ++m)
+            for (index_t n = 0; n < N; ++n) bias[n] += dy[m * N + n];
+    }
+#if CONVNEXTV2_AVX512_GEMM
+    if constexpr (std::is_same_v<T, float>) {
+        if (N < K) avx512::weight_grad_rows(x, dy, 0, rows, N, K, 0, K, out, acc);
+        else avx512::weight_grad_rows(dy, x, 0, rows, K, N, 0, N, out, acc);
+        return;
+    }
+#endif
+    mmap<T> o(out, N, K);
+    if (acc) o.noalias() += cmap<T>(dy, rows, N).transpose() * cmap<T>(x, rows, K);
+    else o.noalias() = cmap<T>(dy, rows, N).transpose() * cmap<T>(x, rows, K);
+}
+
+// dW += the partials in chunk order (deterministic for any thread count); db likewise.
+template <class T>
+void add_weight_partials(const std::vector<std::vector<T>>& pw, const std::vector<std::vector<T>>& pb, index_t N, index_t K,
+                         T* dW, T* db)
+{
+    const bool swap = weight_partial_swapped<T>(N, K);
+    for (const auto& p : pw) {
+        if (!swap)
+            for (index_t i = 0; i < N * K; ++i) dW[i] += p[static_cast<std::size_t>(i)];
+        else
+            for (index_t n = 0; n < N; ++n)
+                for (index_t k = 0; k < K; ++k) dW[n * K + k] += p[static_cast<std::size_t>(k * N + n)];
+    }
+    if (db)
+        for (const auto& b : pb)
+            for (index_t n = 0; n < N; ++n) db[n] += b[static_cast<std::size_t>(n)];
+}
+} // namespace detail
+
 template <class T>
 void linear_bwd_weight(const T* dy, const T* x, index_t M, index_t K, index_t N, T* dW, T* db)
 {
@@ -78,45 +133,22 @@ void linear_bwd_weight(const T* dy, const T* x, index_t M, index_t K, index_t N,
     const index_t nc = num_chunks(M, chunk);
 #if CONVNEXTV2_AVX512_GEMM
     if constexpr (std::is_same_v<T, float>) {
-        // The register tile runs faster with the longer side (4C) along its 32 columns, so when
-        // N < K the kernel computes dWᵀ = xᵀ·dy [K, N] and adds it transposed (measured in bench_limits).
-        const bool swap = N < K;
-        const index_t rows = swap ? K : N;
-        auto grad = [&](index_t m0, index_t m1, index_t r0, index_t r1, T* out, bool acc) {
-            if (swap) avx512::weight_grad_rows(x, dy, m0, m1, N, K, r0, r1, out, acc);
-            else avx512::weight_grad_rows(dy, x, m0, m1, K, N, r0, r1, out, acc);
-        };
-        auto add_into_dW = [&](const T* p) {
-            if (!swap) { for (index_t i = 0; i < N * K; ++i) dW[i] += p[i]; return; }
-            for (index_t n = 0; n < N; ++n)
-                for (index_t k = 0; k < K; ++k) dW[n * K + k] += p[k * N + n];
-        };
-        auto bias_sum = [&](index_t m0, index_t m1, T* out) {
-            for (index_t m = m0; m < m1; ++m)
-                for (index_t n = 0; n < N; ++n) out[n] += dy[m * N + n];
-        };
         if (nc <= 1) {  // one reduction chunk: split the output rows over the threads instead
+            const bool swap = N < K;
+            const index_t rows = swap ? K : N;
             std::vector<T> p(swap ? static_cast<std::size_t>(N * K) : 0);
             T* out = swap ? p.data() : dW;
             parallel_for(0, (rows + avx512::mr - 1) / avx512::mr, 1, [&](index_t t0, index_t t1) {
-                grad(0, M, t0 * avx512::mr, std::min(rows, t1 * avx512::mr), out, !swap);
+                const index_t r0 = t0 * avx512::mr, r1 = std::min(rows, t1 * avx512::mr);
+                if (swap) avx512::weight_grad_rows(x, dy, 0, M, N, K, r0, r1, out, false);
+                else avx512::weight_grad_rows(dy, x, 0, M, K, N, r0, r1, out, true);
             });
-            if (swap) add_into_dW(p.data());
-            if (db) bias_sum(0, M, db);
+            if (db)
+                for (index_t m = 0; m < M; ++m)
+                    for (index_t n = 0; n < N; ++n) db[n] += dy[m * N + n];
+            if (swap) detail::add_weight_partials<T>({std::move(p)}, {}, N, K, dW, nullptr);
             return;
         }
-        std::vector<std::vector<T>> pw(static_cast<std::size_t>(nc)), pb(static_cast<std::size_t>(nc));
-        parallel_chunks(M, chunk, [&](index_t c, index_t m0, index_t m1) {
-            auto& w = pw[static_cast<std::size_t>(c)];
-            w.resize(static_cast<std::size_t>(N * K));
-            grad(m0, m1, 0, rows, w.data(), false);
-            if (db) { pb[static_cast<std::size_t>(c)].assign(static_cast<std::size_t>(N), T(0)); bias_sum(m0, m1, pb[static_cast<std::size_t>(c)].data()); }
-        });
-        for (auto& w : pw) add_into_dW(w.data());
-        if (db)
-            for (auto& b : pb)
-                for (index_t n = 0; n < N; ++n) db[n] += b[static_cast<std::size_t>(n)];
-        return;
     }
 #endif
     if (nc <= 1) {
@@ -124,19 +156,117 @@ void linear_bwd_weight(const T* dy, const T* x, index_t M, index_t K, index_t N,
         if (db) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db, N) += cmap<T>(dy, M, N).colwise().sum();
         return;
     }
-    std::vector<row_matrix<T>> pw(static_cast<std::size_t>(nc));
-    std::vector<Eigen::Matrix<T, 1, Eigen::Dynamic>> pb(static_cast<std::size_t>(nc));
+    std::vector<std::vector<T>> pw(static_cast<std::size_t>(nc)), pb(static_cast<std::size_t>(db ? nc : 0));
     parallel_chunks(M, chunk, [&](index_t c, index_t m0, index_t m1) {
-        cmap<T> g(dy + m0 * N, m1 - m0, N);
-        pw[c].noalias() = g.transpose() * cmap<T>(x + m0 * K, m1 - m0, K);
-        if (db) pb[c] = g.colwise().sum();
+        auto& w = pw[static_cast<std::size_t>(c)];
+        w.resize(static_cast<std::size_t>(N * K));
+        T* bias = nullptr;
+        if (db) { pb[static_cast<std::size_t>(c)].resize(static_cast<std::size_t>(N)); bias = pb[static_cast<std::size_t>(c)].data(); }
+        detail::weight_partial(dy + m0 * N, x + m0 * K, m1 - m0, K, N, w.data(), bias, false);
     });
-    mmap<T> w(dW, N, K);
-    for (auto& p : pw) w += p;
-    if (db) {
-        Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> bb(db, N);
-        for (auto& p : pb) bb += p;
+    detail::add_weight_partials(pw, pb, N, K, dW, db);
+}
+
+// ---- a linear fused with its elementwise neighbour (pwconv1 + GELU) ----
+// Each works on blocks of whole rows, so the elementwise pass reads what the GEMM just wrote (or
+// writes what it is about to read) while it is still in L2, instead of another pass over memory.
+// Numbers equal the unfused calls: the tiles and the reduction order are the same.
+
+// f(m0, m1) on consecutive blocks of about 128 KB of N-wide rows (a multiple of 96 rows, the GEMM's
+// row block), in parallel; each call gets one block, however the scheduler splits the range.
+template <class F>
+void for_row_blocks(index_t M, index_t N, F&& f)
+{
+    const index_t rows = 96 * std::max<index_t>(1, (index_t{1} << 15) / (96 * std::max<index_t>(N, 1)));
+    parallel_for(0, num_chunks(M, rows), 1, [&](index_t b0, index_t b1) {
+        for (index_t b = b0; b < b1; ++b) f(b * rows, std::min(M, (b + 1) * rows));
+    });
+}
+
+// linear_fwd, then epi(m0, m1) on each finished block of whole rows of y.
+template <class T, class Epi>
+void linear_fwd_then(const T* x, index_t M, index_t K, const T* W, const T* b, index_t N, T* y, Epi&& epi)
+{
+#if CONVNEXTV2_AVX512_GEMM
+    if constexpr (std::is_same_v<T, float>) {
+        if (M * (K + N) < N * K) {  // few rows: the transposed product, then the epilogue
+            avx512::linear_fwd(x, M, K, W, b, N, y);
+            for_row_blocks(M, N, epi);
+            return;
+        }
+        thread_local std::vector<float> packed;
+        avx512::pack_panels(W, K, N, 1, K, packed);  // B(k, n) = W[n, k]
+        const std::vector<float> bias_pad = avx512::pad_bias(b, N, false);
+        const float* bpad = bias_pad.empty() ? nullptr : bias_pad.data();
+        const index_t panels = (N + avx512::nr - 1) / avx512::nr;
+        const float* bp = packed.data();  // the caller's thread_local, not the workers'
+        for_row_blocks(M, N, [&](index_t m0, index_t m1) {
+            avx512::gemm_rows(m0, m1, 0, panels, N, K, x, K, 1, bp, y, N, bpad, false);
+            epi(m0, m1);
+        });
+        return;
     }
+#endif
+    cmap<T> w(W, N, K);
+    parallel_for(0, M, gemm_tile_rows(M, K, N), [&](index_t m0, index_t m1) {
+        mmap<T> ys(y + m0 * N, m1 - m0, N);
+        ys.noalias() = cmap<T>(x + m0 * K, m1 - m0, K) * w.transpose();
+        if (b) ys.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(b, N);
+        epi(m0, m1);
+    });
+}
+
+// linear_bwd_weight + linear_bwd_data for a dy that exists only block by block: make_dy(m0, m1, g)
+// writes rows [m0, m1) of dL/dy into g ([m1 - m0, N]) right before the two products read them.
+// Blocks are 128-row multiples inside each reduction chunk, so the weight gradient sums in the
+// order linear_bwd_weight uses.
+template <class T, class MakeDy>
+void linear_bwd_from(MakeDy&& make_dy, const T* x, index_t M, index_t K, index_t N, const T* W, T* dW, T* db, T* dx,
+                     bool accumulate)
+{
+    const index_t chunk = gemm_reduce_chunk(M);
+    const index_t nc = num_chunks(M, chunk);
+    thread_local std::vector<T> whole;
+    if (nc <= 1) {  // one reduction chunk: make all of dy, then the plain products
+        whole.resize(static_cast<std::size_t>(M * N));
+        T* g = whole.data();  // the caller's thread_local, not the workers'
+        for_row_blocks(M, N, [&](index_t m0, index_t m1) { make_dy(m0, m1, g + m0 * N); });
+        linear_bwd_weight(g, x, M, K, N, dW, db);
+        if (dx) linear_bwd_data(g, M, N, W, K, dx, accumulate);
+        return;
+    }
+    const index_t block = 128 * std::max<index_t>(1, (index_t{1} << 16) / (128 * N));
+    std::vector<std::vector<T>> pw(static_cast<std::size_t>(nc)), pb(static_cast<std::size_t>(db ? nc : 0));
+#if CONVNEXTV2_AVX512_GEMM
+    thread_local std::vector<float> packed;
+    if constexpr (std::is_same_v<T, float>) avx512::pack_panels(W, N, K, K, 1, packed);  // B(n, k) = W[n, k]
+    const float* bp = packed.data();  // the caller's thread_local, not the workers'
+#endif
+    parallel_chunks(M, chunk, [&](index_t c, index_t m0, index_t m1) {
+        thread_local std::vector<T> g;
+        g.resize(static_cast<std::size_t>(block * N));
+        auto& w = pw[static_cast<std::size_t>(c)];
+        w.resize(static_cast<std::size_t>(N * K));
+        T* bias = nullptr;
+        if (db) { pb[static_cast<std::size_t>(c)].resize(static_cast<std::size_t>(N)); bias = pb[static_cast<std::size_t>(c)].data(); }
+        for (index_t s0 = m0; s0 < m1; s0 += block) {
+            const index_t rows = std::min(block, m1 - s0);
+            make_dy(s0, s0 + rows, g.data());
+            detail::weight_partial(g.data(), x + s0 * K, rows, K, N, w.data(), bias, s0 > m0);
+            if (!dx) continue;
+#if CONVNEXTV2_AVX512_GEMM
+            if constexpr (std::is_same_v<T, float>) {
+                avx512::gemm_rows(0, rows, 0, (K + avx512::nr - 1) / avx512::nr, K, N, g.data(), N, 1, bp, dx + s0 * K, K,
+                                  nullptr, accumulate);
+                continue;
+            }
+#endif
+            mmap<T> d(dx + s0 * K, rows, K);
+            if (accumulate) d.noalias() += cmap<T>(g.data(), rows, N) * cmap<T>(W, N, K);
+            else d.noalias() = cmap<T>(g.data(), rows, N) * cmap<T>(W, N, K);
+        }
+    });
+    detail::add_weight_partials(pw, pb, N, K, dW, db);
 }
 
 // ---- naive twins, used only by tests ----

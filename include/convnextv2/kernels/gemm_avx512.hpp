@@ -105,43 +105,62 @@ inline void pack_panels(const float* src, index_t R, index_t N, index_t r_stride
     });
 }
 
-// C[M, N] (+)= A[M, R] · Bpacked + bias, A(i, r) = a[i * lda + r * a_cs] (row-major for a_cs = 1,
-// a transposed view for lda = 1). The first reduction pass assigns (adds bias) unless
-// `accumulate`; later passes add.
+// Padded bias for gemm_rows (empty when there is none or the product accumulates), so the edge
+// panel can load a full 32 lanes.
+inline std::vector<float> pad_bias(const float* bias, index_t N, bool accumulate)
+{
+    std::vector<float> out;
+    if (bias && !accumulate) {
+        out.assign(static_cast<std::size_t>((N + nr - 1) / nr * nr), 0.0f);
+        std::copy(bias, bias + N, out.begin());
+    }
+    return out;
+}
+
+// Serial part of gemm_packed: rows [m0, m1) and panels [p0, p1) of C[M, N] (+)= A · Bpacked + bias,
+// A(i, r) = a[i * lda + r * a_cs] (row-major for a_cs = 1, a transposed view for lda = 1). The
+// first reduction pass assigns (adds the padded bias `bpad`) unless `accumulate`; later passes add.
+inline void gemm_rows(index_t m0, index_t m1, index_t p0, index_t p1, index_t N, index_t R, const float* a, index_t lda,
+                      index_t a_cs, const float* bp, float* c, index_t ldc, const float* bpad, bool accumulate)
+{
+    for (index_t r0 = 0; r0 < R; r0 += kc) {
+        const index_t depth = std::min(kc, R - r0);
+        const bool acc = accumulate || r0 > 0;
+        for (index_t p = p0; p < p1; ++p) {
+            const index_t cols = std::min<index_t>(nr, N - p * nr);
+            const float* bpanel = bp + p * R * nr + r0 * nr;
+            for (index_t i = m0; i < m1; i += mr) {
+                const int rows = static_cast<int>(std::min<index_t>(mr, m1 - i));
+                tile_any(rows, cols, depth, a + i * lda + r0 * a_cs, lda, a_cs, bpanel, nr, c + i * ldc + p * nr, ldc,
+                         bpad ? bpad + p * nr : nullptr, acc);
+            }
+        }
+    }
+}
+
+// Rows per block of gemm_packed: 8 tiles reuse each B panel from L1.
+inline constexpr index_t block_rows = 96;
+
+// C[M, N] (+)= A[M, R] · Bpacked + bias in parallel blocks of gemm_rows.
 inline void gemm_packed(index_t M, index_t N, index_t R, const float* a, index_t lda, const float* bp, float* c,
                         index_t ldc, const float* bias, bool accumulate, index_t a_cs = 1)
 {
     const index_t panels = (N + nr - 1) / nr;
     const index_t threads = max_threads();
-    // Row blocks of 96 rows (8 tiles reuse each B panel from L1); split the panels too when
-    // there are too few row blocks to keep every thread busy (batch-1 inference, stage 3).
-    const index_t mb = 96;
-    const index_t row_blocks = (M + mb - 1) / mb;
+    // Split the panels too when there are too few row blocks to keep every thread busy (batch-1
+    // inference, stage 3).
+    const index_t row_blocks = (M + block_rows - 1) / block_rows;
     const index_t want = 4 * threads;
     const index_t groups = std::min<index_t>(panels, std::max<index_t>(1, (want + row_blocks - 1) / row_blocks));
     const index_t per_group = (panels + groups - 1) / groups;
-    // Padded bias so the edge panel can load a full 32 lanes.
-    std::vector<float> bias_pad;
-    if (bias && !accumulate) { bias_pad.assign(static_cast<std::size_t>(panels * nr), 0.0f); std::copy(bias, bias + N, bias_pad.begin()); }
+    const std::vector<float> bias_pad = pad_bias(bias, N, accumulate);
     const float* bpad = bias_pad.empty() ? nullptr : bias_pad.data();
     parallel_for(0, row_blocks * groups, 1, [&](index_t t0, index_t t1) {
         for (index_t t = t0; t < t1; ++t) {
             const index_t rb = t / groups, g = t % groups;
-            const index_t m0 = rb * mb, m1 = std::min(M, m0 + mb);
-            const index_t p0 = g * per_group, p1 = std::min(panels, p0 + per_group);
-            for (index_t r0 = 0; r0 < R; r0 += kc) {
-                const index_t depth = std::min(kc, R - r0);
-                const bool acc = accumulate || r0 > 0;
-                for (index_t p = p0; p < p1; ++p) {
-                    const index_t cols = std::min<index_t>(nr, N - p * nr);
-                    const float* bpanel = bp + p * R * nr + r0 * nr;
-                    for (index_t i = m0; i < m1; i += mr) {
-                        const int rows = static_cast<int>(std::min<index_t>(mr, m1 - i));
-                        tile_any(rows, cols, depth, a + i * lda + r0 * a_cs, lda, a_cs, bpanel, nr, c + i * ldc + p * nr, ldc,
-                                 bpad ? bpad + p * nr : nullptr, acc);
-                    }
-                }
-            }
+            const index_t p0 = g * per_group;
+            gemm_rows(rb * block_rows, std::min(M, (rb + 1) * block_rows), p0, std::min(panels, p0 + per_group), N, R, a, lda,
+                      a_cs, bp, c, ldc, bpad, accumulate);
         }
     });
 }

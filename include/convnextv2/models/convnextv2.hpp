@@ -3,7 +3,8 @@
 // models/convnextv2.py). The layer sequence is a type; depths, dims and drop-path rates are
 // runtime values, so one block type serves all eight variants and every stage:
 //
-//   block      = residual< sequential<dwconv7x7, layer_norm, linear(4C), gelu, grn, linear(C)>, drop_path >
+//   block      = residual< sequential<dwconv7x7, layer_norm, linear_gelu(4C), grn, linear(C)>, drop_path >
+//                (linear_gelu = pwconv1 and its GELU fused into one layer, same parameters)
 //   stem       = sequential< patch_conv(k4), layer_norm >          "downsample_layers.0"
 //   downsample = sequential< layer_norm, patch_conv(k2) >          "downsample_layers.i"
 //   head       = sequential< global_avg_pool, layer_norm, linear > "norm", "head"
@@ -25,6 +26,7 @@
 #include "../layers/grn.hpp"
 #include "../layers/layer_norm.hpp"
 #include "../layers/linear.hpp"
+#include "../layers/linear_gelu.hpp"
 #include "../layers/masked.hpp"
 #include "../layers/patch_conv.hpp"
 #include "variants.hpp"
@@ -36,13 +38,13 @@ namespace convnextv2 {
 // Dense-masked emulation of the sparse encoder (SPEC §3.4): dense maps, masked sites zeroed.
 struct masked_sites {};
 
-// The layer types of a block and a downsample in each mode. In the emulation only the GELU
-// (so GRN statistics see zeros at masked sites), pwconv2 (the residual branch) and the
-// downsample conv are masked: every other masked-site value is garbage that never leaks.
+// The layer types of a block and a downsample in each mode. In the emulation only pwconv1's
+// GELU output (so GRN statistics see zeros at masked sites), pwconv2 (the residual branch) and
+// the downsample conv are masked: every other masked-site value is garbage that never leaks.
 template <class T, class Mode>
 struct block_types {
     using dwconv = depthwise_conv7x7<T, Mode>;
-    using act = gelu<T>;
+    using pw1 = linear_gelu<T>;
     using norm = grn<T, Mode>;
     using pw2 = linear<T>;
     using path = drop_path<T, Mode>;
@@ -51,7 +53,7 @@ struct block_types {
 template <class T>
 struct block_types<T, masked_sites> {
     using dwconv = depthwise_conv7x7<T>;
-    using act = masked<gelu<T>>;
+    using pw1 = masked<linear_gelu<T>>;
     using norm = grn<T>;
     using pw2 = masked<linear<T>>;
     using path = drop_path<T>;
@@ -59,7 +61,7 @@ struct block_types<T, masked_sites> {
 };
 
 template <class T, class Mode = dense_sites>
-using block_body = sequential<typename block_types<T, Mode>::dwconv, layer_norm<T>, linear<T>, typename block_types<T, Mode>::act,
+using block_body = sequential<typename block_types<T, Mode>::dwconv, layer_norm<T>, typename block_types<T, Mode>::pw1,
                               typename block_types<T, Mode>::norm, typename block_types<T, Mode>::pw2>;
 
 namespace detail {
@@ -74,9 +76,9 @@ struct convnext_block : residual<block_body<T, Mode>, typename block_types<T, Mo
     convnext_block() = default;
     convnext_block(index_t dim, double drop_rate)
     {
-        this->body.names = {"dwconv", "norm", "pwconv1", "act", "grn", "pwconv2"};
-        this->body.template get<2>().out_features = 4 * dim;
-        detail::unmasked(this->body.template get<5>()).out_features = dim;
+        this->body.names = {"dwconv", "norm", "pwconv1", "grn", "pwconv2"};
+        detail::unmasked(this->body.template get<2>()).out_features = 4 * dim;
+        detail::unmasked(this->body.template get<4>()).out_features = dim;
         this->branch.rate = drop_rate;
     }
 };
