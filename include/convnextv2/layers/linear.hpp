@@ -35,12 +35,7 @@ struct linear {
     void forward(const tensor<T>& x, tensor<T>& y)
     {
         profile::scope prof_(profile::kind::linear, profile::pass::fwd);
-        CONVNEXTV2_CHECK(x.rank() >= 1 && x.dim(-1) == in_features_, "linear: expected last axis ", in_features_, ", got input ",
-                         to_string(x.shape()));
-        x_ = &x;
-        shape_t s = x.shape();
-        s.back() = out_features;
-        y.resize(s);
+        y.resize(bind_input(x, "linear"));
         kernels::linear_fwd(x.data(), x.size() / in_features_, in_features_, weight.data(), with_bias ? bias.data() : nullptr,
                             out_features, y.data());
     }
@@ -62,7 +57,19 @@ struct linear {
 
     index_t in_features() const { return in_features_; }
 
-private:
+protected:
+    // Checks x's last axis, keeps x for the backward and returns the output shape (shared with
+    // linear_gelu; `layer` names the layer in the error).
+    shape_t bind_input(const tensor<T>& x, const char* layer)
+    {
+        CONVNEXTV2_CHECK(x.rank() >= 1 && x.dim(-1) == in_features_, layer, ": expected last axis ", in_features_, ", got input ",
+                         to_string(x.shape()));
+        x_ = &x;
+        shape_t s = x.shape();
+        s.back() = out_features;
+        return s;
+    }
+
     index_t in_features_ = 0;
     const tensor<T>* x_ = nullptr;
 };

@@ -18,11 +18,7 @@ struct linear_gelu : linear<T> {
     {
         profile::scope prof_(profile::kind::linear_gelu, profile::pass::fwd);
         const index_t K = this->in_features(), N = this->out_features;
-        CONVNEXTV2_CHECK(x.rank() >= 1 && x.dim(-1) == K, "linear_gelu: expected last axis ", K, ", got input ",
-                         to_string(x.shape()));
-        x_ = &x;
-        shape_t s = x.shape();
-        s.back() = N;
+        const shape_t s = this->bind_input(x, "linear_gelu");
         pre_.resize(s);
         y.resize(s);
         T* h = pre_.data();
@@ -38,7 +34,7 @@ struct linear_gelu : linear<T> {
         const T* h = pre_.data();
         const T* g = dy.data();
         auto make_dh = [=](index_t m0, index_t m1, T* dh) { kernels::gelu_bwd_range(h + m0 * N, g + m0 * N, (m1 - m0) * N, dh, false); };
-        kernels::linear_bwd_from(make_dh, x_->data(), dy.size() / N, K, N, this->weight.data(), this->weight_grad.data(),
+        kernels::linear_bwd_from(make_dh, this->x_->data(), dy.size() / N, K, N, this->weight.data(), this->weight_grad.data(),
                                  this->with_bias ? this->bias_grad.data() : nullptr, dx ? dx->data() : nullptr, accumulate);
     }
 
@@ -46,7 +42,6 @@ struct linear_gelu : linear<T> {
     const tensor<T>& pre_activation() const { return pre_; }
 
 private:
-    const tensor<T>* x_ = nullptr;
     tensor<T> pre_;
 };
 
