@@ -79,9 +79,19 @@ void stage_shapes(benchmark::internal::Benchmark* b)
     b->Args({16, 56, 384})->Args({16, 28, 768})->Args({16, 14, 1536})->Args({16, 7, 3072});
 }
 
+// The main job's model (examples/configs/fashion_mnist.json: C = 32…256, 32x32 input, stem 2),
+// batch 128: many small samples, each group fits in L2.
+void fmnist_shapes(benchmark::internal::Benchmark* b)
+{
+    b->ArgNames({"N", "HW", "D"});
+    b->Args({128, 16, 128})->Args({128, 8, 256})->Args({128, 4, 512})->Args({128, 2, 1024});
+}
+
 } // namespace
 
 BENCHMARK(bm_grn_fwd)->Apply(stage_shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_grn_bwd)->Apply(stage_shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_grn_fwd)->Apply(fmnist_shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_grn_bwd)->Apply(fmnist_shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_grn_fwd_ref)->ArgNames({"N", "HW", "D"})->Args({16, 14, 1536})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_grn_bwd_ref)->ArgNames({"N", "HW", "D"})->Args({16, 14, 1536})->UseRealTime()->Unit(benchmark::kMillisecond);

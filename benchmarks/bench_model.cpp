@@ -4,6 +4,7 @@
 //   bench_model --benchmark_filter=atto --benchmark_repetitions=3
 #include <convnextv2/core/allocator.hpp>
 #include <convnextv2/kernels/cross_entropy.hpp>
+#include <convnextv2/kernels/gemm_bf16.hpp>
 #include <convnextv2/models/convnextv2.hpp>
 #include <convnextv2/optim/adamw.hpp>
 
@@ -52,6 +53,19 @@ void run_inference(benchmark::State& state, const std::string& name, index_t sid
     state.counters["img/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Inference with the forward GEMMs in bf16 (set_matmul_precision, kernels/gemm_bf16.hpp); the
+// same rows as run_inference, to compare side by side.
+void run_inference_bf16(benchmark::State& state, const std::string& name, index_t side, index_t stem = 4)
+{
+    if (!bf16_matmul_available()) {
+        state.SkipWithError("this build has no AVX512-BF16 path");
+        return;
+    }
+    set_matmul_precision(matmul_precision::bf16);
+    run_inference(state, name, side, stem);
+    set_matmul_precision(matmul_precision::fp32);
+}
+
 void run_train_step(benchmark::State& state, const std::string& name, index_t side, index_t stem = 4)
 {
     const int threads = static_cast<int>(state.range(0));
@@ -84,9 +98,14 @@ BENCHMARK_CAPTURE(run_inference, atto_224, std::string("atto"), 224) CNX_T12(1) 
 BENCHMARK_CAPTURE(run_inference, femto_224, std::string("femto"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_inference, nano_224, std::string("nano"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_inference, tiny_224, std::string("tiny"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_inference_bf16, atto_224, std::string("atto"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_inference_bf16, femto_224, std::string("femto"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_inference_bf16, nano_224, std::string("nano"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_inference_bf16, tiny_224, std::string("tiny"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_train_step, atto_224, std::string("atto"), 224) CNX_T12(16) CNX_T12(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_train_step, tiny_224, std::string("tiny"), 224) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK_CAPTURE(run_inference, atto_32, std::string("atto"), 32) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_inference_bf16, atto_32, std::string("atto"), 32) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_train_step, atto_32, std::string("atto"), 32) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_inference, atto_64, std::string("atto"), 64) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_train_step, atto_64, std::string("atto"), 64) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -108,7 +108,7 @@ int main(int argc, char** argv)
 {
     CLI::App app{"convnextv2: ConvNeXt V2 model information and inference"};
     app.require_subcommand(1);
-    std::string model, weights, input, output, layout = "nchw";
+    std::string model, weights, input, output, layout = "nchw", precision = "fp32";
     index_t num_classes = 1000, image_size = 224;
     std::vector<std::string> images;
     std::string labels;
@@ -135,12 +135,15 @@ int main(int argc, char** argv)
     infer->add_option("--crop_pct", crop_pct, "centre-crop fraction for --image (sizes < 384)");
     infer->add_option("--layout", layout, "nchw (PyTorch) or nhwc")->check(CLI::IsMember({"nchw", "nhwc"}));
     infer->add_flag("--features", features, "write pooled+normed features (N, dims[3]) instead of logits");
+    infer->add_option("--matmul_precision", precision, "forward GEMMs in fp32 (default) or bf16 (needs AVX512-BF16)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
     app.add_option("--num_threads", threads, "worker threads (0 = all cores)");
 
     CLI11_PARSE(app, argc, argv);
     thread_limit limit(threads);
     try {
         if (*info) return run_info(model, num_classes, image_size);
+        set_matmul_precision(precision == "bf16" ? matmul_precision::bf16 : matmul_precision::fp32);
         if (!images.empty()) return run_infer_images(model, num_classes, weights, images, labels, static_cast<int>(image_size), crop_pct);
         CONVNEXTV2_CHECK(!input.empty(), "infer: give --image files or --input X.npy --output Y.npy");
         return run_infer(model, num_classes, weights, input, output, layout, features);

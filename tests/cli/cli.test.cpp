@@ -58,6 +58,23 @@ TEST_CASE("convnextv2 infer on an NCHW .npy batch equals the in-process forward"
                 for (index_t x = 0; x < 64; ++x) nhwc[((n * 32 + h) * 64 + x) * 3 + c] = nchw[((n * 3 + c) * 32 + h) * 64 + x];
     m.forward(nhwc, ref);
     CHECK(test::max_abs_diff(y, ref) < 1e-5);
+    // bf16 forward products: close to the float logits where the CPU path exists, else a clear error.
+    const std::string bf16_args = "infer --model convnextv2_atto --num_classes 10 --weights " + w + " --input " + in +
+                                  " --output " + out_path + " --matmul_precision bf16";
+    if (bf16_matmul_available()) {
+        REQUIRE(run(bf16_args, out) == 0);
+        tensor<float> y16 = load_npy_f32(out_path);
+        double scale = 0;
+        for (float v : ref) scale = std::max(scale, static_cast<double>(std::abs(v)));
+        CHECK(test::max_abs_diff(y16, ref) > 0.0);
+        CHECK(test::max_abs_diff(y16, ref) < 0.05 * scale);
+    } else {
+        REQUIRE(run(bf16_args, out) != 0);
+        CHECK_THAT(out, Catch::Contains("AVX512-BF16"));
+    }
+    REQUIRE(run("infer --model convnextv2_atto --weights " + w + " --input " + in + " --output " + out_path +
+                    " --matmul_precision fp16", out) != 0);
+    CHECK_THAT(out, Catch::Contains("fp16"));
     // A weight file for another number of classes is refused with the key and both shapes.
     REQUIRE(run("infer --model convnextv2_atto --num_classes 7 --weights " + w + " --input " + in + " --output " + out_path, out) != 0);
     CHECK_THAT(out, Catch::Contains("head.weight") && Catch::Contains("(10, 320)"));

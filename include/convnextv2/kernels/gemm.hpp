@@ -9,6 +9,7 @@
 #pragma once
 #include "../core/parallel.hpp"
 #include "gemm_avx512.hpp"
+#include "gemm_bf16.hpp"
 
 #include <type_traits>
 
@@ -36,9 +37,49 @@ inline index_t gemm_tile_rows(index_t M, index_t K, index_t N)
 }
 
 
+// f(m0, m1) on consecutive blocks of about 128 KB of N-wide rows (a multiple of 96 rows, the GEMM's
+// row block), in parallel; each call gets one block, however the scheduler splits the range.
+template <class F>
+void for_row_blocks(index_t M, index_t N, F&& f)
+{
+    const index_t rows = 96 * std::max<index_t>(1, (index_t{1} << 15) / (96 * std::max<index_t>(N, 1)));
+    parallel_for(0, num_chunks(M, rows), 1, [&](index_t b0, index_t b1) {
+        for (index_t b = b0; b < b1; ++b) f(b * rows, std::min(M, (b + 1) * rows));
+    });
+}
+
+#if CONVNEXTV2_BF16_GEMM
+namespace detail {
+// The bf16 forward of gemm_bf16.hpp, when switched on and the weight is worth packing (the few-row
+// shapes keep the float path); epi(m0, m1) runs on each finished block of rows.
+inline bool use_bf16_fwd(index_t M, index_t K, index_t N)
+{
+    return get_matmul_precision() == matmul_precision::bf16 && M * (K + N) >= N * K;
+}
+
+template <class Epi>
+void linear_fwd_bf16(const float* x, index_t M, index_t K, const float* W, const float* b, index_t N, float* y, Epi&& epi)
+{
+    thread_local std::vector<std::uint32_t> packed;
+    bf16::pack_weight(W, N, K, packed);
+    const std::vector<float> bias_pad = avx512::pad_bias(b, N, false);
+    const float* bpad = bias_pad.empty() ? nullptr : bias_pad.data();
+    const std::uint32_t* bp = packed.data();  // the caller's thread_local, not the workers'
+    for_row_blocks(M, N, [&](index_t m0, index_t m1) {
+        bf16::gemm_rows(m0, m1, x, K, bp, N, y, bpad);
+        epi(m0, m1);
+    });
+}
+} // namespace detail
+#endif
+
 template <class T>
 void linear_fwd(const T* x, index_t M, index_t K, const T* W, const T* b, index_t N, T* y)
 {
+#if CONVNEXTV2_BF16_GEMM
+    if constexpr (std::is_same_v<T, float>)
+        if (detail::use_bf16_fwd(M, K, N)) { detail::linear_fwd_bf16(x, M, K, W, b, N, y, [](index_t, index_t) {}); return; }
+#endif
 #if CONVNEXTV2_AVX512_GEMM
     if constexpr (std::is_same_v<T, float>) { avx512::linear_fwd(x, M, K, W, b, N, y); return; }
 #endif
@@ -172,21 +213,14 @@ void linear_bwd_weight(const T* dy, const T* x, index_t M, index_t K, index_t N,
 // writes what it is about to read) while it is still in L2, instead of another pass over memory.
 // Numbers equal the unfused calls: the tiles and the reduction order are the same.
 
-// f(m0, m1) on consecutive blocks of about 128 KB of N-wide rows (a multiple of 96 rows, the GEMM's
-// row block), in parallel; each call gets one block, however the scheduler splits the range.
-template <class F>
-void for_row_blocks(index_t M, index_t N, F&& f)
-{
-    const index_t rows = 96 * std::max<index_t>(1, (index_t{1} << 15) / (96 * std::max<index_t>(N, 1)));
-    parallel_for(0, num_chunks(M, rows), 1, [&](index_t b0, index_t b1) {
-        for (index_t b = b0; b < b1; ++b) f(b * rows, std::min(M, (b + 1) * rows));
-    });
-}
-
 // linear_fwd, then epi(m0, m1) on each finished block of whole rows of y.
 template <class T, class Epi>
 void linear_fwd_then(const T* x, index_t M, index_t K, const T* W, const T* b, index_t N, T* y, Epi&& epi)
 {
+#if CONVNEXTV2_BF16_GEMM
+    if constexpr (std::is_same_v<T, float>)
+        if (detail::use_bf16_fwd(M, K, N)) { detail::linear_fwd_bf16(x, M, K, W, b, N, y, epi); return; }
+#endif
 #if CONVNEXTV2_AVX512_GEMM
     if constexpr (std::is_same_v<T, float>) {
         if (M * (K + N) < N * K) {  // few rows: the transposed product, then the epilogue

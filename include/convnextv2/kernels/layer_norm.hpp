@@ -9,6 +9,7 @@
 // (bit-identical for any thread count).
 #pragma once
 #include "../core/parallel.hpp"
+#include "lane_sum.hpp"
 
 #include <cmath>
 #include <vector>
@@ -20,20 +21,6 @@ inline index_t ln_row_grain(index_t C) { return std::max<index_t>(1, (index_t{1}
 
 // Row-chunk length for deterministic reductions over M rows (depends on M only; <= 64 chunks).
 inline index_t ln_reduce_chunk(index_t M) { return std::max<index_t>(64, (M + 63) / 64); }
-
-// Σ_c f(c) in double over eight interleaved partial sums, combined in a fixed order: the
-// compiler vectorises it (one running sum is a serial chain of dependent adds: LayerNorm's
-// forward moved 9 GB/s that way), and the result does not depend on the thread count.
-template <class F>
-inline double lane_sum(index_t C, F&& f)
-{
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    index_t c = 0;
-    for (; c + 8 <= C; c += 8)
-        for (int j = 0; j < 8; ++j) acc[j] += f(c + j);
-    for (int j = 0; c < C; ++c, ++j) acc[j] += f(c);
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
 
 // Per-row statistics of one row (two-pass, double).
 template <class T>
