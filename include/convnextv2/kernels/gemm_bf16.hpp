@@ -135,12 +135,11 @@ inline void tile(index_t pairs, const std::uint32_t* a, index_t lda, const std::
             for (int v = 0; v < NV; ++v) acc[v][i] = _mm512_dpbf16_ps(acc[v][i], ai, bv[v]);
         }
     }
+    __m512 base[NV];
+    for (int v = 0; v < NV; ++v) base[v] = bias ? _mm512_maskz_loadu_ps(m[v], bias + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i)
-        for (int v = 0; v < NV; ++v) {
-            const __m512 base = bias ? _mm512_maskz_loadu_ps(m[v], bias + 16 * v) : _mm512_setzero_ps();
-            _mm512_mask_storeu_ps(c + i * ldc + 16 * v, m[v], _mm512_add_ps(base, acc[v][i]));
-        }
+        for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, m[v], _mm512_add_ps(base[v], acc[v][i]));
 }
 
 template <int... R>
