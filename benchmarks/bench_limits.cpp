@@ -9,12 +9,15 @@
 //    sites of a stage, pw1 = [M,C]·[C,4C], pw2 = [M,4C]·[4C,C], for atto and tiny at 224 batch 16
 //    (stages s0..s3 at 56², 28², 14², 7²) and the main job (fmnist: batch 128, 16²..2², C 32..256).
 //    op: fwd (y = x·Wᵀ + b), bwd_data (dx += dy·W), bwd_weight (dW += dyᵀ·x, db += Σ dy).
+//  * linear_bf16/<op>/<shape>/<threads>: the main job's rows with matmul_precision bf16
+//    (kernels/gemm_bf16.hpp), to set beside the float rows.
 //  * linear/fwd/square2048/<threads>: the same kernel at 2048³ (Eigen's best case).
 //   bench_limits --benchmark_filter='stream|fma' --benchmark_repetitions=3
 #include <convnextv2/core/allocator.hpp>
 #include <convnextv2/core/rng.hpp>
 #include <convnextv2/core/tensor.hpp>
 #include <convnextv2/kernels/gemm.hpp>
+#include <convnextv2/kernels/gemm_bf16.hpp>
 
 #include <benchmark/benchmark.h>
 #include <tbb/task_arena.h>
@@ -130,8 +133,13 @@ void stream_triad(benchmark::State& state)
 
 enum gemm_op { op_fwd, op_bwd_data, op_bwd_weight };
 
-void linear_op(benchmark::State& state, gemm_op op, index_t M, index_t K, index_t N)
+void linear_op(benchmark::State& state, gemm_op op, index_t M, index_t K, index_t N, matmul_precision precision)
 {
+    if (precision == matmul_precision::bf16 && !bf16_matmul_available()) {
+        state.SkipWithError("this build has no AVX512-BF16 path");
+        return;
+    }
+    const scoped_matmul_precision scope(precision);
     const int threads = static_cast<int>(state.range(0));
     tbb::task_arena arena(threads);
     tensor<float> x({M, K}), w({N, K}), b({N}), y({M, N}), dw({N, K}), db({N});
@@ -174,23 +182,29 @@ int register_all()
         {"fmnist", 128 * 16 * 16, {32, 64, 128, 256}},
     };
     const char* ops[] = {"fwd", "bwd_data", "bwd_weight"};
-    for (auto& m : models)
-        for (int s = 0; s < 4; ++s) {
-            const index_t M = m.sites0 >> (2 * s), C = m.dims[s];
-            for (int pw = 1; pw <= 2; ++pw)
-                for (int op = 0; op < 3; ++op) {
-                    const index_t K = pw == 1 ? C : 4 * C, N = pw == 1 ? 4 * C : C;
-                    const std::string name = std::string("linear/") + ops[op] + "/" + m.name + "_s" + std::to_string(s) + "_pw" +
-                                             std::to_string(pw) + "_M" + std::to_string(M) + "_K" + std::to_string(K) + "_N" +
-                                             std::to_string(N);
-                    benchmark::RegisterBenchmark(name.c_str(), linear_op, static_cast<gemm_op>(op), M, K, N)
-                        ->Arg(1)
-                        ->Arg(2)
-                        ->UseRealTime()
-                        ->Unit(benchmark::kMillisecond);
-                }
+    // linear/...: float products; linear_bf16/...: the same with matmul_precision bf16 (the main
+    // job's model only: the shapes a bf16 training run uses most here).
+    for (auto precision : {matmul_precision::fp32, matmul_precision::bf16})
+        for (auto& m : models) {
+            if (precision == matmul_precision::bf16 && std::string(m.name) != "fmnist") continue;
+            for (int s = 0; s < 4; ++s) {
+                const index_t M = m.sites0 >> (2 * s), C = m.dims[s];
+                for (int pw = 1; pw <= 2; ++pw)
+                    for (int op = 0; op < 3; ++op) {
+                        const index_t K = pw == 1 ? C : 4 * C, N = pw == 1 ? 4 * C : C;
+                        const std::string name = std::string(precision == matmul_precision::bf16 ? "linear_bf16/" : "linear/") +
+                                                 ops[op] + "/" + m.name + "_s" + std::to_string(s) + "_pw" + std::to_string(pw) +
+                                                 "_M" + std::to_string(M) + "_K" + std::to_string(K) + "_N" + std::to_string(N);
+                        benchmark::RegisterBenchmark(name.c_str(), linear_op, static_cast<gemm_op>(op), M, K, N, precision)
+                            ->Arg(1)
+                            ->Arg(2)
+                            ->UseRealTime()
+                            ->Unit(benchmark::kMillisecond);
+                    }
+            }
         }
-    benchmark::RegisterBenchmark("linear/fwd/square2048", linear_op, op_fwd, index_t{2048}, index_t{2048}, index_t{2048})
+    benchmark::RegisterBenchmark("linear/fwd/square2048", linear_op, op_fwd, index_t{2048}, index_t{2048}, index_t{2048},
+                                 matmul_precision::fp32)
         ->Arg(1)
         ->Arg(2)
         ->UseRealTime()

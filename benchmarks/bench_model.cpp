@@ -1,6 +1,6 @@
 // Whole-model throughput: inference (eval mode) and a full training step (forward +
-// cross entropy + backward + AdamW) in images/s, for atto/femto/nano/tiny at 224 and atto in the
-// small-image (Fashion-MNIST) regime. Threads: the first argument, through a task_arena.
+// cross entropy + backward + AdamW) in images/s, in fp32 and with the products in bf16, for
+// atto/femto/nano/tiny at 224 and atto in the small-image (Fashion-MNIST) regime. Threads: the first argument, through a task_arena.
 //   bench_model --benchmark_filter=atto --benchmark_repetitions=3
 #include <convnextv2/core/allocator.hpp>
 #include <convnextv2/kernels/cross_entropy.hpp>
@@ -88,6 +88,18 @@ void run_train_step(benchmark::State& state, const std::string& name, index_t si
     state.counters["img/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// A training step with all three products of the pointwise layers in bf16 (forward, data and
+// weight gradients; kernels/gemm_bf16.hpp), next to run_train_step's rows.
+void run_train_step_bf16(benchmark::State& state, const std::string& name, index_t side, index_t stem = 4)
+{
+    if (!bf16_matmul_available()) {
+        state.SkipWithError("this build has no AVX512-BF16 path");
+        return;
+    }
+    const scoped_matmul_precision bf16(matmul_precision::bf16);
+    run_train_step(state, name, side, stem);
+}
+
 } // namespace
 
 // Args: {threads, batch}. Every row exists for 1 and 2 threads so that tools/compare_speed.sh can select
@@ -104,9 +116,12 @@ BENCHMARK_CAPTURE(run_inference_bf16, nano_224, std::string("nano"), 224) CNX_T1
 BENCHMARK_CAPTURE(run_inference_bf16, tiny_224, std::string("tiny"), 224) CNX_T12(1) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_train_step, atto_224, std::string("atto"), 224) CNX_T12(16) CNX_T12(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_train_step, tiny_224, std::string("tiny"), 224) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK_CAPTURE(run_train_step_bf16, atto_224, std::string("atto"), 224) CNX_T12(16) CNX_T12(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_train_step_bf16, tiny_224, std::string("tiny"), 224) CNX_T12(16)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK_CAPTURE(run_inference, atto_32, std::string("atto"), 32) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_inference_bf16, atto_32, std::string("atto"), 32) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_train_step, atto_32, std::string("atto"), 32) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(run_train_step_bf16, atto_32, std::string("atto"), 32) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_inference, atto_64, std::string("atto"), 64) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(run_train_step, atto_64, std::string("atto"), 64) CNX_T12(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 #undef CNX_T12

@@ -4,6 +4,7 @@
 // analytic FLOP count, GB/s from the bytes its kernel passes touch) and the peak resident memory.
 //
 //   profile_model [--threads 2] [--steps 5] [--warmup 1] [--workload NAME]... [--no-profile]
+//                 [--matmul_precision fp32|bf16]
 //
 // Workloads: atto_224_b16 (as bench_model's train/atto_224/b16: 3 channels, 1000 classes),
 // fmnist_32_b128 (the main job, examples/configs/fashion_mnist.json: depths 2,2,4,2, dims 32..256,
@@ -13,7 +14,8 @@
 // atto_32_b128 (as train/atto_32/b128), tiny_224_b1_infer and nano_224_b1_infer (forward only
 // in eval mode, as infer/<v>_224/b1).
 // Default: atto_224_b16 and fmnist_32_b128. Every cell is the median over the timed steps.
-// --no-profile leaves the hooks off (step time and peak memory only).
+// --no-profile leaves the hooks off (step time and peak memory only). --matmul_precision bf16 runs the
+// pointwise products in bf16 (kernels/gemm_bf16.hpp; forward and both gradients).
 #include <convnextv2/core/allocator.hpp>
 #include <convnextv2/core/profile.hpp>
 #include <convnextv2/kernels/cross_entropy.hpp>
@@ -258,7 +260,7 @@ void run(const workload& wl, const options& o)
 
 [[noreturn]] void usage(const char* argv0)
 {
-    std::fprintf(stderr, "usage: %s [--threads N] [--steps S] [--warmup W] [--workload NAME]... [--no-profile]\nworkloads:", argv0);
+    std::fprintf(stderr, "usage: %s [--threads N] [--steps S] [--warmup W] [--workload NAME]... [--no-profile] [--matmul_precision fp32|bf16]\nworkloads:", argv0);
     for (auto& w : all_workloads()) std::fprintf(stderr, " %s", w.name.c_str());
     std::fprintf(stderr, "\n");
     std::exit(2);
@@ -281,7 +283,11 @@ int main(int argc, char** argv)
         else if (a == "--warmup") o.warmup = std::atoi(val().c_str());
         else if (a == "--workload") o.names.push_back(val());
         else if (a == "--no-profile") o.profile = false;
-        else usage(argv[0]);
+        else if (a == "--matmul_precision") {
+            const std::string p = val();
+            if (p != "fp32" && p != "bf16") usage(argv[0]);
+            set_matmul_precision(p == "bf16" ? matmul_precision::bf16 : matmul_precision::fp32);
+        } else usage(argv[0]);
     }
     if (o.threads < 1 || o.steps < 1 || o.warmup < 0) usage(argv[0]);
     if (o.names.empty()) o.names = {"atto_224_b16", "fmnist_32_b128"};

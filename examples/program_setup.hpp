@@ -4,6 +4,7 @@
 // the matching error report (a collective error is printed once, by rank 0).
 #pragma once
 #include <convnextv2/io/recipe.hpp>
+#include <convnextv2/train/run_support.hpp>
 #include <convnextv2/train/communicator.hpp>
 #ifdef CONVNEXTV2_WITH_MPI
 #include <convnextv2/train/mpi_communicator.hpp>
@@ -26,6 +27,15 @@ struct program_env {
     std::unique_ptr<train::mpi_session> mpi;
 #endif
 };
+
+// Sets the process-wide precision of the pointwise products from the recipe key matmul_precision
+// (the trainers set it again for their run); returns the one chosen.
+inline const char* apply_matmul_precision(const recipe& r)
+{
+    const matmul_precision p = train::recipe_matmul_precision(r);
+    set_matmul_precision(p);
+    return p == matmul_precision::bf16 ? "bf16" : "fp32";
+}
 
 // extra: the unparsed "--key value" / "--key=value" arguments; flags: (key, value) pairs of the
 // program's named options, applied after them ("" = not given).
@@ -68,8 +78,12 @@ inline void setup_program(program_env& env, const std::string& config, const std
     (void)argv;
     CONVNEXTV2_CHECK(!env.r.distribute, "--distribute true needs a build with CONVNEXTV2_WITH_MPI=ON (MPI data parallel)");
 #endif
-    if (env.rank == 0)
+    const char* precision = apply_matmul_precision(env.r);
+    if (env.rank == 0) {
         for (auto& note : recipe_notes(env.r)) std::fprintf(stderr, "note: %s\n", note.c_str());
+        if (env.r.matmul_precision != "fp32")
+            std::fprintf(stderr, "matmul_precision %s: the pointwise products run in %s\n", env.r.matmul_precision.c_str(), precision);
+    }
 }
 
 // Prints the error and returns the exit status; a non-collective error in a distributed run

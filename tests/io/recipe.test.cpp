@@ -86,6 +86,9 @@ TEST_CASE("recipe: out-of-range values name key and value", "[io][recipe]")
     REQUIRE_THROWS_WITH(from(R"({"depths": [2, 2, 6, 2]})"), Catch::Contains("depths"));
     REQUIRE_THROWS_WITH(from(R"({"scale": [0.5, 0.2]})"), Catch::Contains("'scale'"));
     REQUIRE_THROWS_WITH(from(R"({"amp_level": "O5"})"), Catch::Contains("'amp_level'"));
+    REQUIRE_THROWS_WITH(from(R"({"matmul_precision": "fp16"})"),
+                        Catch::Contains("'matmul_precision'") && Catch::Contains("'fp16'") && Catch::Contains("'bf16'"));
+    CHECK(from(R"({"matmul_precision": "BF16"})").matmul_precision == "bf16");
     // Small-image custom variant.
     recipe c = from(R"({"model": "tiny_fmnist", "depths": [1, 1, 2, 1], "dims": [16, 32, 64, 128], "stem_kernel": 2,
                         "image_resize": 32, "in_chans": 1, "num_classes": 10})");

@@ -3,6 +3,7 @@
 #include <support/fixtures.hpp>
 #include <support/train_fixtures.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -77,6 +78,37 @@ TEST_CASE("resume: N epochs straight equal a checkpoint + resume, bit for bit", 
         fs::remove_all(r.ckpt_save_dir);
         fs::remove_all(r2.ckpt_save_dir);
     }
+}
+
+TEST_CASE("matmul_precision bf16 trains close to fp32 and is undone after the run", "[train][bf16]")
+{
+    auto ds = std::make_shared<synthetic_set>(16);
+    recipe r = tiny_recipe(fresh_dir("fp32"));
+    train::trainer a(options(r, ds));
+    a.run();
+    recipe r16 = tiny_recipe(fresh_dir("bf16"));
+    r16.matmul_precision = "bf16";
+    if (!bf16_matmul_available()) {
+        train::trainer b(options(r16, ds));
+        REQUIRE_THROWS_WITH(b.run(), Catch::Contains("'matmul_precision'") && Catch::Contains("AVX512-BF16"));
+        fs::remove_all(r.ckpt_save_dir);
+        fs::remove_all(r16.ckpt_save_dir);
+        return;
+    }
+    train::trainer b(options(r16, ds));
+    b.run();
+    CHECK(get_matmul_precision() == matmul_precision::fp32);  // the run's setting does not leak
+    auto wa = weights_of(a), wb = weights_of(b);
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < wa.size(); ++i)
+        for (std::size_t j = 0; j < wa[i].size(); ++j) {
+            diff += (wa[i][j] - wb[i][j]) * static_cast<double>(wa[i][j] - wb[i][j]);
+            norm += wa[i][j] * static_cast<double>(wa[i][j]);
+        }
+    CHECK(diff > 0);                           // the products ran in bf16
+    CHECK(std::sqrt(diff / norm) < 0.02);      // ... and training followed the fp32 run
+    fs::remove_all(r.ckpt_save_dir);
+    fs::remove_all(r16.ckpt_save_dir);
 }
 
 TEST_CASE("a partial temp file from a killed writer never replaces the last good checkpoint", "[train]")

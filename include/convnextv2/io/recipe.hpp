@@ -108,7 +108,8 @@ struct recipe {
     int recon_images = 8;                    // images in the reconstruction grid
 
     // ---- system / checkpoints / logging
-    std::string amp_level = "O0";            // accepted; training always runs in fp32 (see recipe_notes)
+    std::string amp_level = "O0";            // accepted; mixed precision is matmul_precision (see recipe_notes)
+    std::string matmul_precision = "fp32";   // fp32 | bf16 (pointwise products in bf16, needs AVX512-BF16) | auto
     std::string loss_scale_type = "fixed";   // MindCV key, unused
     double loss_scale = 1.0;                 // MindCV key, unused
     int mode = 0;                            // MindCV graph/pynative mode, unused
@@ -174,7 +175,7 @@ inline const std::vector<recipe_field>& recipe_fields()
         CONVNEXTV2_RECIPE_FIELD(mode, integer),          CONVNEXTV2_RECIPE_FIELD(dataset_sink_mode, boolean),
         CONVNEXTV2_RECIPE_FIELD(distribute, boolean),    CONVNEXTV2_RECIPE_FIELD(num_threads, integer),
         CONVNEXTV2_RECIPE_FIELD(val_while_train, boolean), CONVNEXTV2_RECIPE_FIELD(val_interval, integer),
-        CONVNEXTV2_RECIPE_FIELD(tta_hflip, boolean),
+        CONVNEXTV2_RECIPE_FIELD(tta_hflip, boolean),     CONVNEXTV2_RECIPE_FIELD(matmul_precision, string),
         CONVNEXTV2_RECIPE_FIELD(log_interval, integer),  CONVNEXTV2_RECIPE_FIELD(ckpt_save_dir, string),
         CONVNEXTV2_RECIPE_FIELD(keep_checkpoint_max, integer), CONVNEXTV2_RECIPE_FIELD(seed, integer64),
         CONVNEXTV2_RECIPE_FIELD(check_finite, boolean),
@@ -394,6 +395,7 @@ inline void canonicalise(recipe& r)
     if (r.dataset == "fashion-mnist" || r.dataset == "fashionmnist") r.dataset = "fashion_mnist";
     if (!r.amp_level.empty()) r.amp_level[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(r.amp_level[0])));
     if (lower(r.auto_augment) == "none") r.auto_augment.clear();
+    r.matmul_precision = lower(r.matmul_precision);
 }
 
 } // namespace detail
@@ -513,6 +515,7 @@ inline void validate_recipe(const recipe& r, const std::string& where)
 
     in_half_open("ema_decay", r.ema_decay, 0, 1);
     check_choice("amp_level", r.amp_level, {"O0", "O1", "O2", "O3"}, where);
+    check_choice("matmul_precision", r.matmul_precision, {"fp32", "bf16", "auto"}, where);
     check_choice("loss_scale_type", detail::lower(r.loss_scale_type), {"fixed", "dynamic", "auto"}, where);
     if (!(r.loss_scale > 0)) recipe_range_error("loss_scale", r.loss_scale, where, "must be > 0");
     at_least("num_threads", r.num_threads, 0);
@@ -627,7 +630,7 @@ inline std::vector<std::string> recipe_notes(const recipe& r)
 {
     std::vector<std::string> n;
     if (r.amp_level != "O0")
-        n.push_back("amp_level '" + r.amp_level + "' is ignored: training runs in fp32 on the CPU");
+        n.push_back("amp_level '" + r.amp_level + "' is ignored (no fp16 on the CPU); matmul_precision bf16 is this library's mixed precision");
     if (r.use_nesterov) n.push_back("use_nesterov is ignored by AdamW");
     if (r.pretrained && r.ckpt_path.empty()) n.push_back("pretrained = true needs ckpt_path (weights are never downloaded)");
     if (r.loss_scale_type != "fixed" || r.loss_scale != 1.0) n.push_back("loss scaling is unused in fp32 training");

@@ -50,13 +50,12 @@ void for_row_blocks(index_t M, index_t N, F&& f)
 
 #if CONVNEXTV2_BF16_GEMM
 namespace detail {
-// The bf16 forward of gemm_bf16.hpp, when switched on and the weight is worth packing (the few-row
-// shapes keep the float path); epi(m0, m1) runs on each finished block of rows.
-inline bool use_bf16_fwd(index_t M, index_t K, index_t N)
-{
-    return get_matmul_precision() == matmul_precision::bf16 && M * (K + N) >= N * K;
-}
+// The bf16 products of gemm_bf16.hpp, when switched on. Forward and data gradient keep the float
+// path where they would pack a weight larger than the activations (the few-row shapes).
+inline bool use_bf16() { return get_matmul_precision() == matmul_precision::bf16; }
+inline bool use_bf16_rows(index_t M, index_t K, index_t N) { return use_bf16() && M * (K + N) >= N * K; }
 
+// y = x · Wᵀ + b, then epi(m0, m1) on each finished block of rows.
 template <class Epi>
 void linear_fwd_bf16(const float* x, index_t M, index_t K, const float* W, const float* b, index_t N, float* y, Epi&& epi)
 {
@@ -65,9 +64,43 @@ void linear_fwd_bf16(const float* x, index_t M, index_t K, const float* W, const
     const std::vector<float> bias_pad = avx512::pad_bias(b, N, false);
     const float* bpad = bias_pad.empty() ? nullptr : bias_pad.data();
     const std::uint32_t* bp = packed.data();  // the caller's thread_local, not the workers'
+    const index_t kp = (K + 1) / 2;
     for_row_blocks(M, N, [&](index_t m0, index_t m1) {
-        bf16::gemm_rows(m0, m1, x, K, bp, N, y, bpad);
+        bf16::gemm_rows(m0, m1, x, K, bp, kp * avx512::nr, avx512::nr, N, y, bpad, false);
         epi(m0, m1);
+    });
+}
+
+// W [N, K] as the pair words of the data gradient's B(n, k) = W[n, k] (pairs along n).
+inline const std::uint32_t* pack_weight_for_data_grad(const float* W, index_t N, index_t K)
+{
+    thread_local std::vector<std::uint32_t> packed;
+    packed.resize(static_cast<std::size_t>((N + 1) / 2 * bf16::padded_cols(K)));
+    bf16::interleave_rows(W, N, K, K, packed.data());
+    return packed.data();
+}
+
+// Rows [m0, m1) of dx[M, K] (+)= dy[M, N] · W from pack_weight_for_data_grad's words.
+inline void data_grad_rows_bf16(index_t m0, index_t m1, const float* dy, index_t N, const std::uint32_t* wp, index_t K,
+                                float* dx, bool accumulate)
+{
+    bf16::gemm_rows(m0, m1, dy, N, wp, avx512::nr, bf16::padded_cols(K), K, dx, nullptr, accumulate);
+}
+
+// out[R, C] (+)= a[rows, R]ᵀ · b[rows, C], output rows [r0, r1) split over the threads when `parallel`.
+inline void tn_bf16(const float* a, index_t R, const float* b, index_t C, index_t rows, float* out, bool accumulate,
+                    bool parallel)
+{
+    thread_local std::vector<std::uint32_t> pa, pb;
+    const index_t pairs = (rows + 1) / 2;
+    pa.resize(static_cast<std::size_t>(pairs * bf16::padded_cols(R)));
+    pb.resize(static_cast<std::size_t>(pairs * bf16::padded_cols(C)));
+    bf16::interleave_rows(a, rows, R, R, pa.data());
+    bf16::interleave_rows(b, rows, C, C, pb.data());
+    const std::uint32_t *A = pa.data(), *B = pb.data();  // the caller's thread_locals, not the workers'
+    if (!parallel) { bf16::tn_rows(pairs, A, R, B, C, 0, R, out, accumulate); return; }
+    parallel_for(0, (R + avx512::mr - 1) / avx512::mr, 1, [&](index_t t0, index_t t1) {
+        bf16::tn_rows(pairs, A, R, B, C, t0 * avx512::mr, std::min(R, t1 * avx512::mr), out, accumulate);
     });
 }
 } // namespace detail
@@ -78,7 +111,7 @@ void linear_fwd(const T* x, index_t M, index_t K, const T* W, const T* b, index_
 {
 #if CONVNEXTV2_BF16_GEMM
     if constexpr (std::is_same_v<T, float>)
-        if (detail::use_bf16_fwd(M, K, N)) { detail::linear_fwd_bf16(x, M, K, W, b, N, y, [](index_t, index_t) {}); return; }
+        if (detail::use_bf16_rows(M, K, N)) { detail::linear_fwd_bf16(x, M, K, W, b, N, y, [](index_t, index_t) {}); return; }
 #endif
 #if CONVNEXTV2_AVX512_GEMM
     if constexpr (std::is_same_v<T, float>) { avx512::linear_fwd(x, M, K, W, b, N, y); return; }
@@ -96,6 +129,14 @@ void linear_fwd(const T* x, index_t M, index_t K, const T* W, const T* b, index_
 template <class T>
 void linear_bwd_data(const T* dy, index_t M, index_t N, const T* W, index_t K, T* dx, bool accumulate = true)
 {
+#if CONVNEXTV2_BF16_GEMM
+    if constexpr (std::is_same_v<T, float>)
+        if (detail::use_bf16_rows(M, N, K)) {
+            const std::uint32_t* wp = detail::pack_weight_for_data_grad(W, N, K);
+            for_row_blocks(M, K, [&](index_t m0, index_t m1) { detail::data_grad_rows_bf16(m0, m1, dy, N, wp, K, dx, accumulate); });
+            return;
+        }
+#endif
 #if CONVNEXTV2_AVX512_GEMM
     if constexpr (std::is_same_v<T, float>) { avx512::linear_bwd_data(dy, M, N, W, K, dx, accumulate); return; }
 #endif
@@ -136,6 +177,14 @@ void weight_partial(const T* dy, const T* x, index_t rows, index_t K, index_t N,
         for (index_t m = 0; m < rows; ++m)
             for (index_t n = 0; n < N; ++n) bias[n] += dy[m * N + n];
     }
+#if CONVNEXTV2_BF16_GEMM
+    if constexpr (std::is_same_v<T, float>)
+        if (use_bf16()) {
+            if (N < K) tn_bf16(x, K, dy, N, rows, out, acc, false);
+            else tn_bf16(dy, N, x, K, rows, out, acc, false);
+            return;
+        }
+#endif
 #if CONVNEXTV2_AVX512_GEMM
     if constexpr (std::is_same_v<T, float>) {
         if (N < K) avx512::weight_grad_rows(x, dy, 0, rows, N, K, 0, K, out, acc);
@@ -179,6 +228,12 @@ void linear_bwd_weight(const T* dy, const T* x, index_t M, index_t K, index_t N,
             const index_t rows = swap ? K : N;
             std::vector<T> p(swap ? static_cast<std::size_t>(N * K) : 0);
             T* out = swap ? p.data() : dW;
+#if CONVNEXTV2_BF16_GEMM
+            if (detail::use_bf16()) {
+                if (swap) detail::tn_bf16(x, K, dy, N, M, out, false, true);
+                else detail::tn_bf16(dy, N, x, K, M, out, true, true);
+            } else
+#endif
             parallel_for(0, (rows + avx512::mr - 1) / avx512::mr, 1, [&](index_t t0, index_t t1) {
                 const index_t r0 = t0 * avx512::mr, r1 = std::min(rows, t1 * avx512::mr);
                 if (swap) avx512::weight_grad_rows(x, dy, 0, M, N, K, r0, r1, out, false);
@@ -219,7 +274,7 @@ void linear_fwd_then(const T* x, index_t M, index_t K, const T* W, const T* b, i
 {
 #if CONVNEXTV2_BF16_GEMM
     if constexpr (std::is_same_v<T, float>)
-        if (detail::use_bf16_fwd(M, K, N)) { detail::linear_fwd_bf16(x, M, K, W, b, N, y, epi); return; }
+        if (detail::use_bf16_rows(M, K, N)) { detail::linear_fwd_bf16(x, M, K, W, b, N, y, epi); return; }
 #endif
 #if CONVNEXTV2_AVX512_GEMM
     if constexpr (std::is_same_v<T, float>) {
@@ -271,6 +326,11 @@ void linear_bwd_from(MakeDy&& make_dy, const T* x, index_t M, index_t K, index_t
     }
     const index_t block = 128 * std::max<index_t>(1, (index_t{1} << 16) / (128 * N));
     std::vector<std::vector<T>> pw(static_cast<std::size_t>(nc)), pb(static_cast<std::size_t>(db ? nc : 0));
+#if CONVNEXTV2_BF16_GEMM
+    [[maybe_unused]] const std::uint32_t* wp = nullptr;  // the bf16 data gradient's packed weight, when on
+    if constexpr (std::is_same_v<T, float>)
+        if (dx && detail::use_bf16()) wp = detail::pack_weight_for_data_grad(W, N, K);
+#endif
 #if CONVNEXTV2_AVX512_GEMM
     thread_local std::vector<float> packed;
     if constexpr (std::is_same_v<T, float>) avx512::pack_panels(W, N, K, K, 1, packed);  // B(n, k) = W[n, k]
@@ -288,6 +348,10 @@ void linear_bwd_from(MakeDy&& make_dy, const T* x, index_t M, index_t K, index_t
             make_dy(s0, s0 + rows, g.data());
             detail::weight_partial(g.data(), x + s0 * K, rows, K, N, w.data(), bias, s0 > m0);
             if (!dx) continue;
+#if CONVNEXTV2_BF16_GEMM
+            if constexpr (std::is_same_v<T, float>)
+                if (wp) { detail::data_grad_rows_bf16(0, rows, g.data(), N, wp, K, dx + s0 * K, accumulate); continue; }
+#endif
 #if CONVNEXTV2_AVX512_GEMM
             if constexpr (std::is_same_v<T, float>) {
                 avx512::gemm_rows(0, rows, 0, (K + avx512::nr - 1) / avx512::nr, K, N, g.data(), N, 1, bp, dx + s0 * K, K,

@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
-// Optional bfloat16 forward GEMM for inference (issue 7): y = x · Wᵀ + b with x and W rounded to
-// bf16 (round to nearest even) and products summed in float by AVX512-BF16's VDPBF16PS, which does
-// 32 multiply-adds per instruction where the float FMA does 16 (measured 1.8-1.9x the FMA rate on
-// the AMD EPYC (Zen 5) project machine). Off by default: set_matmul_precision(matmul_precision::bf16)
-// turns it on for the float forward products (linear, pwconv1 + GELU, patch convs); the backward
-// products stay float. Like torch.set_float32_matmul_precision("medium"), it trades about three
-// significant digits of each product's inputs for speed.
+// Optional bfloat16 GEMMs (issue 7): the float products of the pointwise layers with their inputs
+// rounded to bf16 (round to nearest even) and the products summed in float by AVX512-BF16's
+// VDPBF16PS, which does 32 multiply-adds per instruction where the float FMA does 16 (measured
+// 1.8-1.9x the FMA rate on the AMD EPYC (Zen 5) project machine). Off by default:
+// set_matmul_precision(matmul_precision::bf16) turns it on for all three products of linear,
+// pwconv1 + GELU and the patch convs: forward, data gradient and weight gradient, as PyTorch's bf16
+// autocast does (parameters, their gradients and everything outside the products stay float). Like
+// torch.set_float32_matmul_precision("medium"), it trades about three significant digits of each
+// product's inputs for speed.
 //
-// Layout: VDPBF16PS multiplies pairs, lane j: acc[j] += a.lo·b[j].lo + a.hi·b[j].hi. A row of x is
-// converted to bf16 in place order, so each 32-bit word holds the pair (x[k], x[k+1]); W is packed
-// into 32-column panels of [K/2][32] words, word (p, j) = (B(2p, j), B(2p+1, j)). An odd K is padded
-// with a zero.
+// Layout: VDPBF16PS multiplies pairs along the reduction, lane j: acc[j] += a.lo·b[j].lo + a.hi·b[j].hi.
+// A row-major operand reduced along its rows (x in the forward, dy in the data gradient) is converted
+// in place order, so each 32-bit word holds (x[k], x[k+1]). The forward's W is packed into 32-column
+// panels of [K/2][32] words; operands reduced along their columns (W in the data gradient, x and dy
+// in the weight gradient) interleave two rows into one row of words. An odd length is padded with
+// a zero.
 #pragma once
 #include "../core/config.hpp"
 #include "gemm_avx512.hpp"
@@ -53,13 +57,27 @@ inline void set_matmul_precision(matmul_precision p)
 
 inline matmul_precision get_matmul_precision() { return detail::matmul_precision_flag().load(std::memory_order_relaxed); }
 
-// float -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN. Same result as the vector
-// conversion below, element for element.
+// Sets the precision for a scope (a training run) and restores the previous one on exit.
+class scoped_matmul_precision {
+public:
+    explicit scoped_matmul_precision(matmul_precision p) : prev_(get_matmul_precision()) { set_matmul_precision(p); }
+    ~scoped_matmul_precision() { set_matmul_precision(prev_); }
+    scoped_matmul_precision(const scoped_matmul_precision&) = delete;
+    scoped_matmul_precision& operator=(const scoped_matmul_precision&) = delete;
+
+private:
+    matmul_precision prev_;
+};
+
+// float -> bf16 bits as AVX512-BF16's VCVTNEPS2BF16 converts: round to nearest even, a denormal
+// input becomes a zero of its sign, a NaN stays a NaN (quiet, sign and top payload kept). Same
+// result as the vector conversion below, element for element.
 inline std::uint16_t to_bf16(float f)
 {
     std::uint32_t u;
     std::memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+    if ((u & 0x7f800000u) == 0) return static_cast<std::uint16_t>((u >> 16) & 0x8000u);
     u += 0x7fffu + ((u >> 16) & 1u);
     return static_cast<std::uint16_t>(u >> 16);
 }
@@ -81,19 +99,16 @@ namespace convnextv2::kernels::bf16 {
 using avx512::mr;
 using avx512::nr;
 
-// n floats -> n bf16 (to_bf16 per element, 16 at a time), plus one zero when pad is set.
+// Sixteen floats -> their bf16 bits (to_bf16 per lane, one VCVTNEPS2BF16), zero-extended to 32-bit lanes.
+inline __m512i to_bf16_lo(__m512 f) { return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(f)); }
+
+// n floats -> n bf16 (to_bf16 per element, 32 at a time), plus one zero when pad is set.
 inline void convert_row(const float* src, index_t n, std::uint16_t* dst, bool pad)
 {
     index_t i = 0;
-    const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), qnan = _mm512_set1_epi32(0x7fc0);
-    for (; i + 16 <= n; i += 16) {
-        const __m512 f = _mm512_loadu_ps(src + i);
-        const __m512i u = _mm512_castps_si512(f);
-        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(round, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
-        r = _mm512_srli_epi32(r, 16);
-        r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q), qnan);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(r));
-    }
+    for (; i + 32 <= n; i += 32)
+        _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i)));
+    for (; i + 16 <= n; i += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
     for (; i < n; ++i) dst[i] = to_bf16(src[i]);
     if (pad) dst[n] = 0;
 }
@@ -105,21 +120,43 @@ inline void pack_weight(const float* W, index_t N, index_t K, std::vector<std::u
     out.assign(static_cast<std::size_t>(panels * kp * nr), 0u);
     std::uint32_t* o = out.data();
     parallel_for(0, panels, 1, [&](index_t p0, index_t p1) {
+        std::vector<std::uint32_t> row(static_cast<std::size_t>(kp));
         for (index_t p = p0; p < p1; ++p)
             for (index_t j = 0; j < std::min<index_t>(nr, N - p * nr); ++j) {
-                const float* w = W + (p * nr + j) * K;
-                for (index_t q = 0; q < kp; ++q) {
-                    const std::uint32_t lo = to_bf16(w[2 * q]), hi = 2 * q + 1 < K ? to_bf16(w[2 * q + 1]) : 0u;
-                    o[(p * kp + q) * nr + j] = lo | (hi << 16);
-                }
+                // a converted row of W already holds the pairs (W[n, 2q], W[n, 2q+1]) as words
+                convert_row(W + (p * nr + j) * K, K, reinterpret_cast<std::uint16_t*>(row.data()), (K & 1) != 0);
+                for (index_t q = 0; q < kp; ++q) o[(p * kp + q) * nr + j] = row[static_cast<std::size_t>(q)];
             }
     });
 }
 
-// c[i, 0:16*NV] = bias + Σ_q pair(a[i], q) · panel(q) for i < MR (lanes outside the masks untouched).
+// Columns padded to whole 32-column panels.
+inline index_t padded_cols(index_t C) { return (C + nr - 1) / nr * nr; }
+
+// Rows r0..r0+2·pairs of src [R, C] (leading dimension ld) -> out [pairs][padded_cols(C)], word (q, c)
+// = (src[2q, c], src[2q+1, c]); rows past R and columns past C are zero. This is the layout of the
+// reduction-over-rows operands: W for the data gradient, x and dy for the weight gradient.
+inline void interleave_rows(const float* src, index_t R, index_t C, index_t ld, std::uint32_t* out)
+{
+    const index_t pairs = (R + 1) / 2, cp = padded_cols(C);
+    for (index_t q = 0; q < pairs; ++q) {
+        const float* lo = src + 2 * q * ld;
+        const float* hi = 2 * q + 1 < R ? lo + ld : nullptr;
+        std::uint32_t* o = out + q * cp;
+        for (index_t c = 0; c < cp; c += 16) {
+            const __mmask16 m = avx512::tail_mask(C - c);
+            const __m512i a = to_bf16_lo(_mm512_maskz_loadu_ps(m, lo + c));
+            const __m512i b = hi ? _mm512_slli_epi32(to_bf16_lo(_mm512_maskz_loadu_ps(m, hi + c)), 16) : _mm512_setzero_si512();
+            _mm512_storeu_si512(o + c, _mm512_or_si512(a, b));
+        }
+    }
+}
+
+// c[i, 0:16*NV] (= bias | +=) Σ_q pair A(i, q) · B(q, 0:16*NV) for i < MR, A(i, q) = a[i*rs + q*cs],
+// B(q, :) = b + q*ldb (zero padded to 32 lanes); lanes outside the masks are not written.
 template <int MR, int NV>
-inline void tile(index_t pairs, const std::uint32_t* a, index_t lda, const std::uint32_t* b, __mmask16 m0, __mmask16 m1,
-                 float* c, index_t ldc, const float* bias)
+inline void tile(index_t pairs, const std::uint32_t* a, index_t rs, index_t cs, const std::uint32_t* b, index_t ldb,
+                 __mmask16 m0, __mmask16 m1, float* c, index_t ldc, const float* bias, bool accumulate)
 {
     const __mmask16 m[2] = {m0, m1};
     __m512 acc[NV][MR];
@@ -128,33 +165,42 @@ inline void tile(index_t pairs, const std::uint32_t* a, index_t lda, const std::
         for (int v = 0; v < NV; ++v) acc[v][i] = _mm512_setzero_ps();
     for (index_t q = 0; q < pairs; ++q) {
         __m512bh bv[NV];
-        for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + q * nr + 16 * v);
+        for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + q * ldb + 16 * v);
+        const std::uint32_t* aq = a + q * cs;
 #pragma GCC unroll 12
         for (int i = 0; i < MR; ++i) {
-            const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[i * lda + q]));
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(aq[i * rs]));
             for (int v = 0; v < NV; ++v) acc[v][i] = _mm512_dpbf16_ps(acc[v][i], ai, bv[v]);
         }
     }
     __m512 base[NV];
-    for (int v = 0; v < NV; ++v) base[v] = bias ? _mm512_maskz_loadu_ps(m[v], bias + 16 * v) : _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v)
+        base[v] = (!accumulate && bias) ? _mm512_maskz_loadu_ps(m[v], bias + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i)
-        for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, m[v], _mm512_add_ps(base[v], acc[v][i]));
+        for (int v = 0; v < NV; ++v) {
+            float* ci = c + i * ldc + 16 * v;
+            const __m512 o = accumulate ? _mm512_maskz_loadu_ps(m[v], ci) : base[v];
+            _mm512_mask_storeu_ps(ci, m[v], _mm512_add_ps(o, acc[v][i]));
+        }
 }
 
 template <int... R>
 inline void tile_any(int rows, index_t cols, std::integer_sequence<int, R...>, index_t pairs, const std::uint32_t* a,
-                     index_t lda, const std::uint32_t* b, float* c, index_t ldc, const float* bias)
+                     index_t rs, index_t cs, const std::uint32_t* b, index_t ldb, float* c, index_t ldc, const float* bias,
+                     bool accumulate)
 {
     const __mmask16 m0 = avx512::tail_mask(cols), m1 = avx512::tail_mask(cols - 16);
-    if (cols > 16) ((rows == R + 1 ? tile<R + 1, 2>(pairs, a, lda, b, m0, m1, c, ldc, bias) : void()), ...);
-    else ((rows == R + 1 ? tile<R + 1, 1>(pairs, a, lda, b, m0, m1, c, ldc, bias) : void()), ...);
+    if (cols > 16) ((rows == R + 1 ? tile<R + 1, 2>(pairs, a, rs, cs, b, ldb, m0, m1, c, ldc, bias, accumulate) : void()), ...);
+    else ((rows == R + 1 ? tile<R + 1, 1>(pairs, a, rs, cs, b, ldb, m0, m1, c, ldc, bias, accumulate) : void()), ...);
 }
 
-// Rows [m0, m1) of y [M, N] = x · Wᵀ + b from the packed weight `bp`; converts those rows of x into
-// a per-thread scratch first (a block of rows is a few tens of KB).
-inline void gemm_rows(index_t m0, index_t m1, const float* x, index_t K, const std::uint32_t* bp, index_t N, float* y,
-                      const float* bpad)
+// Rows [m0, m1) of y [M, N] (= bias | +=) x[M, K] · B, B given as pair words: panel p at
+// bp + p * panel_stride, pair row q of a panel at + q * ldb (the forward's packed weight:
+// panel_stride = ceil(K/2)·32, ldb = 32; interleave_rows's layout: panel_stride = 32,
+// ldb = padded_cols(N)). Converts those rows of x into a per-thread scratch first.
+inline void gemm_rows(index_t m0, index_t m1, const float* x, index_t K, const std::uint32_t* bp, index_t panel_stride,
+                      index_t ldb, index_t N, float* y, const float* bpad, bool accumulate)
 {
     const index_t kp = (K + 1) / 2, panels = (N + nr - 1) / nr;
     thread_local std::vector<std::uint32_t> a;  // this worker's own scratch
@@ -165,8 +211,30 @@ inline void gemm_rows(index_t m0, index_t m1, const float* x, index_t K, const s
         const index_t cols = std::min<index_t>(nr, N - p * nr);
         for (index_t i = m0; i < m1; i += mr) {
             const int rows = static_cast<int>(std::min<index_t>(mr, m1 - i));
-            tile_any(rows, cols, std::make_integer_sequence<int, mr>{}, kp, a.data() + (i - m0) * kp, kp, bp + p * kp * nr,
-                     y + i * N + p * nr, N, bpad ? bpad + p * nr : nullptr);
+            tile_any(rows, cols, std::make_integer_sequence<int, mr>{}, kp, a.data() + (i - m0) * kp, kp, 1,
+                     bp + p * panel_stride, ldb, y + i * N + p * nr, N, bpad ? bpad + p * nr : nullptr, accumulate);
+        }
+    }
+}
+
+// Output rows [r0, r1) of out [R, C] (= | +=) Aᵀ · B, the reduction over `pairs` row pairs of A and
+// B in interleave_rows's layout (ldA = padded_cols(R), ldB = padded_cols(C)): the weight gradient.
+// The reduction runs in passes of 64 pairs (128 rows, as the float path) so a pass's A and B slices
+// stay in L1/L2 for every tile, and a caller that feeds 128-row blocks sums in the same order.
+inline void tn_rows(index_t pairs, const std::uint32_t* A, index_t R, const std::uint32_t* B, index_t C, index_t r0,
+                    index_t r1, float* out, bool accumulate)
+{
+    const index_t lda = padded_cols(R), ldb = padded_cols(C), pass = 64;
+    for (index_t s = 0; s < pairs; s += pass) {
+        const index_t depth = std::min(pass, pairs - s);
+        const bool acc = accumulate || s > 0;
+        for (index_t c0 = 0; c0 < C; c0 += nr) {
+            const index_t cols = std::min<index_t>(nr, C - c0);
+            for (index_t r = r0; r < r1; r += mr) {
+                const int rows = static_cast<int>(std::min<index_t>(mr, r1 - r));
+                tile_any(rows, cols, std::make_integer_sequence<int, mr>{}, depth, A + s * lda + r, 1, lda, B + s * ldb + c0,
+                         ldb, out + r * C + c0, C, nullptr, acc);
+            }
         }
     }
 }

@@ -4,17 +4,31 @@
 //   bwd:  x̂ = (x−μ)·rstd, ĝ = dy·w,
 //         dx (+)= rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),  dw += Σ_rows dy·x̂,  db += Σ_rows dy
 // Mirrors nn.LayerNorm / the official channels_first LN (same math per site). Statistics are
-// two-pass in double and cached in double, so offsets of 1e6 in float inputs lose nothing beyond
-// the input's own rounding. The weight/bias reduction runs in fixed row chunks combined in order
-// (bit-identical for any thread count).
+// two-pass and cached in double, so offsets of 1e6 in float inputs lose nothing beyond the input's
+// own rounding. Float rows compute in float, 16 lanes, on x − x[0] (exact by Sterbenz's lemma
+// when the row sits on a large offset), which keeps that accuracy at twice the double path's
+// speed; a row whose float squares overflow (|x| beyond ~1e19) takes the double path. The
+// weight/bias reduction runs in fixed row chunks combined in order (bit-identical for any thread
+// count).
 #pragma once
 #include "../core/parallel.hpp"
 #include "lane_sum.hpp"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace convnextv2::kernels {
+
+#if defined(__AVX512F__)
+namespace detail {
+inline __mmask16 ln_mask(index_t c, index_t C) { return C - c >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (C - c)) - 1u); }
+} // namespace detail
+#endif
 
 // Rows per parallel task (~16K elements).
 inline index_t ln_row_grain(index_t C) { return std::max<index_t>(1, (index_t{1} << 14) / std::max<index_t>(C, 1)); }
@@ -35,6 +49,91 @@ inline void layer_norm_row_stats(const T* x, index_t C, double eps, double& mean
     rstd = 1.0 / std::sqrt(v / static_cast<double>(C) + eps);
 }
 
+namespace detail {
+#if defined(__AVX512F__)
+// Sixteen-lane float sums in registers: at ConvNeXt's small C (32 in the main job's stage 0) the
+// per-row fixed cost, not the arithmetic, set the speed of the loop form.
+inline __m512 ln_load(const float* p, index_t c, index_t C) { return _mm512_maskz_loadu_ps(ln_mask(c, C), p + c); }
+#endif
+
+// Float row forward on shifted values d = x − x[0]; false (nothing written) when the float
+// variance overflows, for the caller's double path.
+inline bool layer_norm_row_f32(const float* xr, index_t C, const float* w, const float* b, double eps, float* yr,
+                               double& mean, double& rstd)
+{
+    const float x0 = xr[0];
+#if defined(__AVX512F__)
+    const __m512 vx0 = _mm512_set1_ps(x0);
+    __m512 s = _mm512_setzero_ps();
+    for (index_t c = 0; c < C; c += 16) s = _mm512_add_ps(s, _mm512_maskz_sub_ps(ln_mask(c, C), ln_load(xr, c, C), vx0));
+    const float md = _mm512_reduce_add_ps(s) / static_cast<float>(C);
+    const __m512 shift = vx0, vmd = _mm512_set1_ps(md);
+    __m512 q = _mm512_setzero_ps();
+    for (index_t c = 0; c < C; c += 16) {
+        const __m512 d = _mm512_maskz_sub_ps(ln_mask(c, C), _mm512_sub_ps(ln_load(xr, c, C), shift), vmd);
+        q = _mm512_fmadd_ps(d, d, q);
+    }
+    const float v = _mm512_reduce_add_ps(q);
+#else
+    const float md = lane_sum<float, 16>(C, [=](index_t c) { return xr[c] - x0; }) / static_cast<float>(C);
+    const float v = lane_sum<float, 16>(C, [=](index_t c) {
+        const float d = xr[c] - x0 - md;
+        return d * d;
+    });
+#endif
+    if (!std::isfinite(v)) return false;
+    const float rs = 1.0f / std::sqrt(v / static_cast<float>(C) + static_cast<float>(eps));
+    mean = static_cast<double>(x0) + static_cast<double>(md);
+    rstd = rs;
+#if defined(__AVX512F__)
+    const __m512 vrs = _mm512_set1_ps(rs);
+    for (index_t c = 0; c < C; c += 16) {
+        const __mmask16 m = ln_mask(c, C);
+        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(ln_load(xr, c, C), shift), vmd), vrs);
+        _mm512_mask_storeu_ps(yr + c, m, _mm512_fmadd_ps(xh, ln_load(w, c, C), ln_load(b, c, C)));
+    }
+#else
+    for (index_t c = 0; c < C; ++c) yr[c] = (xr[c] - x0 - md) * rs * w[c] + b[c];
+#endif
+    return true;
+}
+
+// Float row backward: dr (= | +=) rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), x̂ = (x − x0 − md)·rstd as the forward.
+inline void layer_norm_row_bwd_f32(const float* gr, const float* xr, index_t C, const float* w, float x0, float md, float rf,
+                                   float* dr, bool accumulate)
+{
+#if defined(__AVX512F__)
+    const __m512 shift = _mm512_set1_ps(x0), vmd = _mm512_set1_ps(md), vrs = _mm512_set1_ps(rf);
+    // Every multiply feeding an add is an explicit FMA (or none): left to -ffp-contract, GCC fused
+    // differently in different inlined copies, and the thread count picked the copy.
+    __m512 sg = _mm512_setzero_ps(), sgx = _mm512_setzero_ps();
+    for (index_t c = 0; c < C; c += 16) {
+        const __m512 gv = ln_load(gr, c, C), wv = ln_load(w, c, C);
+        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(ln_load(xr, c, C), shift), vmd), vrs);
+        sg = _mm512_fmadd_ps(gv, wv, sg);
+        sgx = _mm512_fmadd_ps(_mm512_mul_ps(gv, wv), xh, sgx);
+    }
+    const __m512 a = _mm512_set1_ps(_mm512_reduce_add_ps(sg) / static_cast<float>(C));
+    const __m512 bb = _mm512_set1_ps(_mm512_reduce_add_ps(sgx) / static_cast<float>(C));
+    for (index_t c = 0; c < C; c += 16) {
+        const __mmask16 m = ln_mask(c, C);
+        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(ln_load(xr, c, C), shift), vmd), vrs);
+        const __m512 t = _mm512_fnmadd_ps(xh, bb, _mm512_fmsub_ps(ln_load(gr, c, C), ln_load(w, c, C), a));  // ĝ − a − x̂·b
+        const __m512 v = accumulate ? _mm512_fmadd_ps(vrs, t, ln_load(dr, c, C)) : _mm512_mul_ps(vrs, t);
+        _mm512_mask_storeu_ps(dr + c, m, v);
+    }
+#else
+    const float sg = lane_sum<float, 16>(C, [=](index_t c) { return gr[c] * w[c]; });
+    const float sgx = lane_sum<float, 16>(C, [=](index_t c) { return gr[c] * w[c] * ((xr[c] - x0 - md) * rf); });
+    const float a = sg / static_cast<float>(C), bb = sgx / static_cast<float>(C);
+    for (index_t c = 0; c < C; ++c) {
+        const float v = rf * (gr[c] * w[c] - a - (xr[c] - x0 - md) * rf * bb);
+        dr[c] = accumulate ? dr[c] + v : v;
+    }
+#endif
+}
+} // namespace detail
+
 // y[M,C] = LN(x); mean/rstd [M] are written for the backward (they may not be null).
 template <class T>
 void layer_norm_fwd(const T* x, index_t M, index_t C, const T* w, const T* b, double eps, T* y, double* mean, double* rstd)
@@ -43,6 +142,8 @@ void layer_norm_fwd(const T* x, index_t M, index_t C, const T* w, const T* b, do
         for (index_t m = m0; m < m1; ++m) {
             const T* xr = x + m * C;
             T* yr = y + m * C;
+            if constexpr (std::is_same_v<T, float>)
+                if (detail::layer_norm_row_f32(xr, C, w, b, eps, yr, mean[m], rstd[m])) continue;
             double mu, rs;
             layer_norm_row_stats(xr, C, eps, mu, rs);
             mean[m] = mu;
@@ -73,6 +174,18 @@ void layer_norm_bwd(const T* dy, const T* x, index_t M, index_t C, const T* w, c
             const T* xr = x + m * C;
             const T* gr = dy + m * C;
             const double mu = mean[m], rs = rstd[m];
+            if constexpr (std::is_same_v<T, float>) {
+                // float, on x − x[0] as the forward: x̂ = (x − x0 − (μ − x0))·rstd
+                const float x0 = xr[0], md = static_cast<float>(mu - static_cast<double>(x0)), rf = static_cast<float>(rs);
+                if (dx) detail::layer_norm_row_bwd_f32(gr, xr, C, w, x0, md, rf, dx + m * C, accumulate);
+                if (params)
+                    for (index_t c = 0; c < C; ++c) {
+                        const double g = static_cast<double>(gr[c]);
+                        aw[c] = std::fma(g, static_cast<double>((xr[c] - x0 - md) * rf), aw[c]);  // explicit, as above
+                        ab[c] += g;
+                    }
+                continue;
+            }
             if (dx) {
                 T* dr = dx + m * C;
                 const double sg = lane_sum(C, [gr, w](index_t c) { return static_cast<double>(gr[c]) * static_cast<double>(w[c]); });

@@ -110,6 +110,7 @@ public:
     pretrain_summary run()
     {
         auto wall0 = std::chrono::steady_clock::now();
+        const scoped_matmul_precision precision(recipe_matmul_precision(r_));  // the products of this run
         checkpoint_state st;
         st.recipe = to_json(r_);
         if (!o_.resume.empty()) {

@@ -8,12 +8,24 @@
 
 #include <convnextv2/data/dataset.hpp>
 #include <convnextv2/io/recipe.hpp>
+#include <convnextv2/kernels/gemm_bf16.hpp>
 
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
 namespace convnextv2::train {
+
+// The recipe's matmul_precision ("auto": bf16 where this build has the AVX512-BF16 kernels, else
+// fp32); an explicit bf16 without them is an error naming the key.
+inline matmul_precision recipe_matmul_precision(const recipe& r)
+{
+    CONVNEXTV2_CHECK(r.matmul_precision != "bf16" || bf16_matmul_available(),
+                     "recipe key 'matmul_precision' is 'bf16', but this build has no AVX512-BF16 kernels (build with "
+                     "-march=native on a CPU that has them, or use 'auto' or 'fp32')");
+    const bool bf16 = r.matmul_precision == "bf16" || (r.matmul_precision == "auto" && bf16_matmul_available());
+    return bf16 ? matmul_precision::bf16 : matmul_precision::fp32;
+}
 
 // Creates `dir` and checks that a file can be written there (an error names the folder).
 inline void prepare_output_dir(const std::string& dir)
