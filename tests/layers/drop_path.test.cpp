@@ -111,3 +111,33 @@ TEST_CASE("drop_path: rate 1 drops everything without dividing by zero", "[layer
     drop_path<float> bad(1.5);
     REQUIRE_THROWS_WITH(bad.setup({3, 4}), Catch::Contains("drop_path: rate"));
 }
+
+TEST_CASE("drop_path: forward_add equals forward followed by the skip add, bit for bit", "[layers][drop_path]")
+{
+    // residual<> uses forward_add; its product must be rounded before the add (no FMA), or the
+    // fused pass would differ from the two-pass form in the last bit.
+    const shape_t s{6, 5, 3, 37};  // odd sizes: vector body and scalar tails
+    auto x = test::random_tensor<float>(s, 3);
+    auto skip = test::random_tensor<float>(s, 4);
+    for (double rate : {0.0, 0.3}) {
+        for (bool training : {false, true}) {
+            CAPTURE(rate, training);
+            drop_path<float> dp(rate);
+            dp.set_training(training);
+            dp.set_seed(5, 1);
+            dp.set_step(2);
+            dp.setup(s);
+            tensor<float> u, fused;
+            dp.forward(x, u);
+            const auto scales = dp.sample_scales();
+            dp.forward_add(x, skip, fused);
+            REQUIRE(dp.sample_scales() == scales);
+            REQUIRE(fused.shape() == s);
+            for (index_t i = 0; i < x.size(); ++i) REQUIRE(fused[i] == skip[i] + u[i]);
+        }
+    }
+    drop_path<float> dp(0.3);
+    tensor<float> y;
+    REQUIRE_THROWS_WITH(dp.forward_add(x, test::random_tensor<float>({6, 5, 3, 36}, 1), y),
+                        Catch::Contains("skip input") && Catch::Contains("must match"));
+}

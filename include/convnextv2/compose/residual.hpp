@@ -8,6 +8,9 @@
 #include "../core/profile.hpp"
 #include "../layers/concepts.hpp"
 
+#include <type_traits>
+#include <utility>
+
 namespace convnextv2 {
 
 // The do-nothing branch.
@@ -22,6 +25,15 @@ struct identity {
     }
     void collect_params(param_list<T>&, const std::string&) {}
 };
+
+// Whether a branch offers forward_add(x, skip, y): y = skip + forward(x) in one pass.
+template <class B, class = void>
+struct has_forward_add : std::false_type {};
+template <class B>
+struct has_forward_add<B, std::void_t<decltype(std::declval<B&>().forward_add(
+                              std::declval<const tensor<typename B::scalar_type>&>(),
+                              std::declval<const tensor<typename B::scalar_type>&>(),
+                              std::declval<tensor<typename B::scalar_type>&>()))>> : std::true_type {};
 
 template <class Body, class Branch = identity<typename Body::scalar_type>>
 struct residual {
@@ -44,6 +56,10 @@ struct residual {
     void forward(const tensor<T>& x, tensor<T>& y)
     {
         body.forward(x, t_);
+        if constexpr (has_forward_add<Branch>::value) {  // drop path: branch and add in one pass
+            branch.forward_add(t_, x, y);
+            return;
+        }
         const tensor<T>* u = &t_;
         if constexpr (!plain) { branch.forward(t_, u_); u = &u_; }
         profile::scope prof_(profile::kind::residual, profile::pass::fwd);

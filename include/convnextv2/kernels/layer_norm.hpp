@@ -132,6 +132,88 @@ inline void layer_norm_row_bwd_f32(const float* gr, const float* xr, index_t C, 
     }
 #endif
 }
+
+#if defined(__AVX512F__)
+// Rows [m0, m1) of the float backward for C <= 16·NB, the same operations as
+// layer_norm_row_bwd_f32 plus the parameter sums (aw[c] = fma(g, x̂, aw[c]), ab[c] += g, row by
+// row), but with those sums in registers across the rows: the per-row loop loaded and stored
+// 4·C doubles per row, which at the main job's C = 32 cost more than the row itself.
+template <int NB>
+inline void layer_norm_rows_bwd_f32(const float* dy, const float* x, index_t m0, index_t m1, index_t C, const float* w,
+                                    const double* mean, const double* rstd, float* dx, bool accumulate, double* aw, double* ab)
+{
+    __mmask16 mk[NB];
+    __m512 wv[NB];
+    __m512d sw[2 * NB], sb[2 * NB];
+    for (int b = 0; b < NB; ++b) {
+        mk[b] = ln_mask(16 * b, C);
+        wv[b] = ln_load(w, 16 * b, C);
+        const auto lo = static_cast<__mmask8>(mk[b]), hi = static_cast<__mmask8>(mk[b] >> 8);
+        sw[2 * b] = aw ? _mm512_maskz_loadu_pd(lo, aw + 16 * b) : _mm512_setzero_pd();
+        sw[2 * b + 1] = aw ? _mm512_maskz_loadu_pd(hi, aw + 16 * b + 8) : _mm512_setzero_pd();
+        sb[2 * b] = ab ? _mm512_maskz_loadu_pd(lo, ab + 16 * b) : _mm512_setzero_pd();
+        sb[2 * b + 1] = ab ? _mm512_maskz_loadu_pd(hi, ab + 16 * b + 8) : _mm512_setzero_pd();
+    }
+    const bool params = aw != nullptr;
+    for (index_t m = m0; m < m1; ++m) {
+        const float* xr = x + m * C;
+        const float* gr = dy + m * C;
+        const float x0 = xr[0], md = static_cast<float>(mean[m] - static_cast<double>(x0)), rf = static_cast<float>(rstd[m]);
+        const __m512 shift = _mm512_set1_ps(x0), vmd = _mm512_set1_ps(md), vrs = _mm512_set1_ps(rf);
+        __m512 gv[NB], xh[NB];
+        __m512 sg = _mm512_setzero_ps(), sgx = _mm512_setzero_ps();
+        for (int b = 0; b < NB; ++b) {
+            gv[b] = _mm512_maskz_loadu_ps(mk[b], gr + 16 * b);
+            xh[b] = _mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk[b], xr + 16 * b), shift), vmd), vrs);
+            sg = _mm512_fmadd_ps(gv[b], wv[b], sg);
+            sgx = _mm512_fmadd_ps(_mm512_mul_ps(gv[b], wv[b]), xh[b], sgx);
+        }
+        if (dx) {
+            const __m512 a = _mm512_set1_ps(_mm512_reduce_add_ps(sg) / static_cast<float>(C));
+            const __m512 bb = _mm512_set1_ps(_mm512_reduce_add_ps(sgx) / static_cast<float>(C));
+            float* dr = dx + m * C;
+            for (int b = 0; b < NB; ++b) {
+                const __m512 t = _mm512_fnmadd_ps(xh[b], bb, _mm512_fmsub_ps(gv[b], wv[b], a));  // ĝ − a − x̂·b
+                const __m512 v = accumulate ? _mm512_fmadd_ps(vrs, t, _mm512_maskz_loadu_ps(mk[b], dr + 16 * b)) : _mm512_mul_ps(vrs, t);
+                _mm512_mask_storeu_ps(dr + 16 * b, mk[b], v);
+            }
+        }
+        if (params)
+            for (int b = 0; b < NB; ++b) {
+                const __m512d glo = _mm512_cvtps_pd(_mm512_castps512_ps256(gv[b]));
+                const __m512d ghi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gv[b]), 1)));
+                const __m512d xlo = _mm512_cvtps_pd(_mm512_castps512_ps256(xh[b]));
+                const __m512d xhi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xh[b]), 1)));
+                sw[2 * b] = _mm512_fmadd_pd(glo, xlo, sw[2 * b]);
+                sw[2 * b + 1] = _mm512_fmadd_pd(ghi, xhi, sw[2 * b + 1]);
+                sb[2 * b] = _mm512_add_pd(sb[2 * b], glo);
+                sb[2 * b + 1] = _mm512_add_pd(sb[2 * b + 1], ghi);
+            }
+    }
+    if (!params) return;
+    for (int b = 0; b < NB; ++b) {
+        const auto lo = static_cast<__mmask8>(mk[b]), hi = static_cast<__mmask8>(mk[b] >> 8);
+        _mm512_mask_storeu_pd(aw + 16 * b, lo, sw[2 * b]);
+        _mm512_mask_storeu_pd(aw + 16 * b + 8, hi, sw[2 * b + 1]);
+        _mm512_mask_storeu_pd(ab + 16 * b, lo, sb[2 * b]);
+        _mm512_mask_storeu_pd(ab + 16 * b + 8, hi, sb[2 * b + 1]);
+    }
+}
+
+// The rows' backward through layer_norm_rows_bwd_f32 when C fits in 64 channels; false otherwise.
+inline bool layer_norm_rows_bwd_small_f32(const float* dy, const float* x, index_t m0, index_t m1, index_t C, const float* w,
+                                          const double* mean, const double* rstd, float* dx, bool accumulate, double* aw,
+                                          double* ab)
+{
+    switch ((C + 15) / 16) {
+    case 1: layer_norm_rows_bwd_f32<1>(dy, x, m0, m1, C, w, mean, rstd, dx, accumulate, aw, ab); return true;
+    case 2: layer_norm_rows_bwd_f32<2>(dy, x, m0, m1, C, w, mean, rstd, dx, accumulate, aw, ab); return true;
+    case 3: layer_norm_rows_bwd_f32<3>(dy, x, m0, m1, C, w, mean, rstd, dx, accumulate, aw, ab); return true;
+    case 4: layer_norm_rows_bwd_f32<4>(dy, x, m0, m1, C, w, mean, rstd, dx, accumulate, aw, ab); return true;
+    default: return false;
+    }
+}
+#endif
 } // namespace detail
 
 // y[M,C] = LN(x); mean/rstd [M] are written for the backward (they may not be null).
@@ -170,6 +252,10 @@ void layer_norm_bwd(const T* dy, const T* x, index_t M, index_t C, const T* w, c
     parallel_chunks(M, chunk, [&](index_t ci, index_t m0, index_t m1) {
         double* aw = params ? pw.data() + ci * C : nullptr;
         double* ab = params ? pb.data() + ci * C : nullptr;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>)
+            if (detail::layer_norm_rows_bwd_small_f32(dy, x, m0, m1, C, w, mean, rstd, dx, accumulate, aw, ab)) return;
+#endif
         for (index_t m = m0; m < m1; ++m) {
             const T* xr = x + m * C;
             const T* gr = dy + m * C;
