@@ -244,3 +244,35 @@ TEST_CASE("flip test-time augmentation averages the probabilities of each image 
     CHECK(tta.hflip_top1 == Approx(100.0 * hits / static_cast<double>(n)));
     CHECK(tta.hflip_top5 == Approx(100.0));  // 4 classes: top-5 is every class
 }
+
+TEST_CASE("the summary reuses the last epoch's evaluation (flip pass included) of the weights it reports", "[train]")
+{
+    auto ds = std::make_shared<synthetic_set>(16);
+    for (bool ema : {false, true}) {
+        CAPTURE(ema);
+        recipe r = tiny_recipe(fresh_dir(ema ? "final_eval_ema" : "final_eval_plain"));
+        r.ema = ema;
+        r.tta_hflip = true;
+        r.epoch_size = 2;
+        r.val_interval = 1;
+        train::trainer t(options(r, ds));
+        const auto s = t.run();
+        REQUIRE(s.epochs_done == 2);
+        REQUIRE(s.final_eval.has_hflip);
+        CHECK(s.final_is_ema == ema);
+        // A fresh evaluation of the same weights after the run gives the summary's numbers.
+        if (ema) t.ema()->swap_into(t.model().params());
+        const auto again = train::evaluate(t.model(), *ds, recipe_eval_batch_size(r), nullptr, true);
+        CHECK(again.count == s.final_eval.count);
+        CHECK(again.top1 == s.final_eval.top1);
+        CHECK(again.loss == s.final_eval.loss);
+        CHECK(again.hflip_top1 == s.final_eval.hflip_top1);
+        CHECK(again.hflip_loss == s.final_eval.hflip_loss);
+        // The metrics file's last row holds the plain numbers of that evaluation.
+        std::ifstream m(t.metrics_path());
+        nlohmann::json last;
+        for (std::string l; std::getline(m, l);) last = nlohmann::json::parse(l);
+        CHECK(last[ema ? "ema_val_loss" : "val_loss"].get<double>() == s.final_eval.loss);
+        fs::remove_all(r.ckpt_save_dir);
+    }
+}

@@ -304,6 +304,7 @@ public:
         double step_seconds_total = 0;
         index_t images_total = 0;
         std::int64_t steps_timed = 0;
+        std::optional<eval_result> final_eval;  // the last epoch's, when the loop reaches it
         model_->set_training(true);
         for (std::int64_t epoch = st.epochs_done; epoch < r_.epoch_size; ++epoch) {
             if (o_.stop_after_epochs >= 0 && epoch >= o_.stop_after_epochs) break;
@@ -410,14 +411,19 @@ public:
                                {"data_wait_fraction", data_wait / std::max(epoch_step_seconds, 1e-9)}};  // rank 0's
             if (auto* f = dynamic_cast<const image_folder_dataset*>(train_set_.get())) row["skipped_images"] = f->skipped_count();
             if (val_set_ && (r_.val_interval <= 1 || (epoch + 1) % r_.val_interval == 0 || epoch + 1 == r_.epoch_size)) {
-                eval_result ev = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get());
+                // The last epoch's evaluation of the weights the summary reports (EMA ones when kept)
+                // also runs the flip pass, and the summary reuses it instead of evaluating again.
+                const bool last = epoch + 1 == r_.epoch_size;
+                eval_result ev = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get(), last && !ema_ && r_.tta_hflip);
+                if (last && !ema_) final_eval = ev;
                 row["val_loss"] = ev.loss;
                 row["val_top1"] = ev.top1;
                 row["val_top5"] = ev.top5;
                 if (ema_) {
                     ema_->swap_into(model_->params());
-                    eval_result ee = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get());
+                    eval_result ee = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get(), last && r_.tta_hflip);
                     ema_->swap_into(model_->params());
+                    if (last) final_eval = ee;
                     row["ema_val_top1"] = ee.top1;
                     row["ema_val_top5"] = ee.top5;
                     row["ema_val_loss"] = ee.loss;
@@ -451,7 +457,10 @@ public:
         sum.ms_per_step = steps_timed ? 1000.0 * step_seconds_total / static_cast<double>(steps_timed) : 0;
         sum.images_per_s = step_seconds_total > 0 ? images_total / step_seconds_total : 0;
         sum.epochs_done = st.epochs_done;
-        if (val_set_) {
+        if (final_eval) {
+            sum.final_eval = *final_eval;
+            sum.final_is_ema = ema_ != nullptr;
+        } else if (val_set_) {  // e.g. resumed after the last epoch: nothing evaluated in this run
             if (ema_) ema_->swap_into(model_->params());
             sum.final_eval = evaluate(*model_, *val_set_, recipe_eval_batch_size(r_), comm_.get(), r_.tta_hflip);
             sum.final_is_ema = ema_ != nullptr;
