@@ -66,9 +66,9 @@ TEST_CASE("a ConvNeXt block composed from ops equals the fused convnext_block", 
     auto& body = blk.body;
     auto& dw = body.get<0>();
     auto& norm = body.get<1>();
-    auto& pw1 = body.get<2>();
-    auto& gr = body.get<3>();
-    auto& pw2 = body.get<4>();
+    auto& pw1 = body.get<2>().expand;  // the dense block's inverted_bottleneck
+    auto& gr = body.get<2>().project.norm;
+    auto& pw2 = body.get<2>().project.proj;
     ag::tape<double> t;
     auto xv = ag::leaf(t, x);
     auto p = [&](tensor<double>& v, tensor<double>& dv) { return ag::param(t, v, dv); };

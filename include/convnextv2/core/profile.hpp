@@ -12,7 +12,7 @@
 
 namespace convnextv2::profile {
 
-enum class kind : int { patch_conv, dwconv, layer_norm, linear, linear_gelu, gelu, grn, pool, drop_path, residual, grad_zero, count_ };
+enum class kind : int { patch_conv, dwconv, layer_norm, linear, linear_gelu, gelu, grn, grn_linear, bottleneck, pool, drop_path, residual, grad_zero, count_ };
 enum class pass : int { fwd, bwd };
 constexpr int num_kinds = static_cast<int>(kind::count_);
 
@@ -26,6 +26,8 @@ inline const char* name(kind k)
     case kind::linear_gelu: return "pwconv1 + GELU (fused)";
     case kind::gelu: return "GELU";
     case kind::grn: return "GRN";
+    case kind::grn_linear: return "GRN + pwconv2 (fused)";
+    case kind::bottleneck: return "pwconv1 + GELU + GRN + pwconv2 (fused backward)";
     case kind::pool: return "global avg pool";
     case kind::drop_path: return "drop path (copy/scale)";
     case kind::residual: return "residual add";

@@ -37,12 +37,15 @@ inline index_t gemm_tile_rows(index_t M, index_t K, index_t N)
 }
 
 
-// f(m0, m1) on consecutive blocks of about 128 KB of N-wide rows (a multiple of 96 rows, the GEMM's
-// row block), in parallel; each call gets one block, however the scheduler splits the range.
+// Rows of for_row_blocks's blocks: about 128 KB of N-wide rows, a multiple of 96 (the GEMM's row block).
+inline index_t row_block_rows(index_t N) { return 96 * std::max<index_t>(1, (index_t{1} << 15) / (96 * std::max<index_t>(N, 1))); }
+
+// f(m0, m1) on consecutive blocks of row_block_rows(N) rows, in parallel; each call gets one block,
+// however the scheduler splits the range.
 template <class F>
 void for_row_blocks(index_t M, index_t N, F&& f)
 {
-    const index_t rows = 96 * std::max<index_t>(1, (index_t{1} << 15) / (96 * std::max<index_t>(N, 1)));
+    const index_t rows = row_block_rows(N);
     parallel_for(0, num_chunks(M, rows), 1, [&](index_t b0, index_t b1) {
         for (index_t b = b0; b < b1; ++b) f(b * rows, std::min(M, (b + 1) * rows));
     });
@@ -55,29 +58,52 @@ namespace detail {
 inline bool use_bf16() { return get_matmul_precision() == matmul_precision::bf16; }
 inline bool use_bf16_rows(index_t M, index_t K, index_t N) { return use_bf16() && M * (K + N) >= N * K; }
 
+// W [N, K] and b packed for the bf16 forward (pointers into the calling thread's thread_locals,
+// valid until its next call; workers only read them).
+struct bf16_fwd_weight {
+    const std::uint32_t* w;
+    const float* bias;  // padded to whole panels, or null
+    index_t K, N;
+};
+inline bf16_fwd_weight pack_weight_for_fwd(const float* W, const float* b, index_t N, index_t K)
+{
+    thread_local std::vector<std::uint32_t> packed;
+    thread_local std::vector<float> bias_pad;
+    bf16::pack_weight(W, N, K, packed);
+    bias_pad = avx512::pad_bias(b, N, false);
+    return {packed.data(), bias_pad.empty() ? nullptr : bias_pad.data(), K, N};
+}
+
+// Rows [m0, m1) of y[M, N] = x[M, K] · Wᵀ + b.
+inline void fwd_rows_bf16(const bf16_fwd_weight& p, index_t m0, index_t m1, const float* x, float* y)
+{
+    bf16::gemm_rows(m0, m1, x, p.K, p.w, (p.K + 1) / 2 * avx512::nr, avx512::nr, p.N, y, p.bias, false);
+}
+
 // y = x · Wᵀ + b, then epi(m0, m1) on each finished block of rows.
 template <class Epi>
 void linear_fwd_bf16(const float* x, index_t M, index_t K, const float* W, const float* b, index_t N, float* y, Epi&& epi)
 {
-    thread_local std::vector<std::uint32_t> packed;
-    bf16::pack_weight(W, N, K, packed);
-    const std::vector<float> bias_pad = avx512::pad_bias(b, N, false);
-    const float* bpad = bias_pad.empty() ? nullptr : bias_pad.data();
-    const std::uint32_t* bp = packed.data();  // the caller's thread_local, not the workers'
-    const index_t kp = (K + 1) / 2;
+    const bf16_fwd_weight p = pack_weight_for_fwd(W, b, N, K);
     for_row_blocks(M, N, [&](index_t m0, index_t m1) {
-        bf16::gemm_rows(m0, m1, x, K, bp, kp * avx512::nr, avx512::nr, N, y, bpad, false);
+        fwd_rows_bf16(p, m0, m1, x, y);
         epi(m0, m1);
     });
 }
 
 // W [N, K] as the pair words of the data gradient's B(n, k) = W[n, k] (pairs along n).
-inline const std::uint32_t* pack_weight_for_data_grad(const float* W, index_t N, index_t K)
+// Into `packed` (a caller that holds two packed weights at once passes its own buffer), or into
+// this thread's buffer, which the next call without one overwrites.
+inline const std::uint32_t* pack_weight_for_data_grad(const float* W, index_t N, index_t K, std::vector<std::uint32_t>& packed)
 {
-    thread_local std::vector<std::uint32_t> packed;
     packed.resize(static_cast<std::size_t>((N + 1) / 2 * bf16::padded_cols(K)));
     bf16::interleave_rows(W, N, K, K, packed.data());
     return packed.data();
+}
+inline const std::uint32_t* pack_weight_for_data_grad(const float* W, index_t N, index_t K)
+{
+    thread_local std::vector<std::uint32_t> packed;
+    return pack_weight_for_data_grad(W, N, K, packed);
 }
 
 // Rows [m0, m1) of dx[M, K] (+)= dy[M, N] · W from pack_weight_for_data_grad's words.
@@ -88,16 +114,19 @@ inline void data_grad_rows_bf16(index_t m0, index_t m1, const float* dy, index_t
 }
 
 // out[R, C] (+)= a[rows, R]ᵀ · b[rows, C], output rows [r0, r1) split over the threads when `parallel`.
-inline void tn_bf16(const float* a, index_t R, const float* b, index_t C, index_t rows, float* out, bool accumulate,
-                    bool parallel)
+// aw: a already in interleave_rows's words (then a is not read), e.g. kept by the forward.
+inline void tn_bf16(const float* a, const std::uint32_t* aw, index_t R, const float* b, index_t C, index_t rows, float* out,
+                    bool accumulate, bool parallel)
 {
     thread_local std::vector<std::uint32_t> pa, pb;
     const index_t pairs = (rows + 1) / 2;
-    pa.resize(static_cast<std::size_t>(pairs * bf16::padded_cols(R)));
+    if (!aw) {
+        pa.resize(static_cast<std::size_t>(pairs * bf16::padded_cols(R)));
+        bf16::interleave_rows(a, rows, R, R, pa.data());
+    }
     pb.resize(static_cast<std::size_t>(pairs * bf16::padded_cols(C)));
-    bf16::interleave_rows(a, rows, R, R, pa.data());
     bf16::interleave_rows(b, rows, C, C, pb.data());
-    const std::uint32_t *A = pa.data(), *B = pb.data();  // the caller's thread_locals, not the workers'
+    const std::uint32_t *A = aw ? aw : pa.data(), *B = pb.data();  // the caller's thread_locals, not the workers'
     if (!parallel) { bf16::tn_rows(pairs, A, R, B, C, 0, R, out, accumulate); return; }
     parallel_for(0, (R + avx512::mr - 1) / avx512::mr, 1, [&](index_t t0, index_t t1) {
         bf16::tn_rows(pairs, A, R, B, C, t0 * avx512::mr, std::min(R, t1 * avx512::mr), out, accumulate);
@@ -169,8 +198,10 @@ inline bool weight_partial_swapped(index_t N, index_t K)
     return false;
 }
 
+// xw (bf16 products, N < K only): x's rows already as interleave_rows words, x itself unread.
 template <class T>
-void weight_partial(const T* dy, const T* x, index_t rows, index_t K, index_t N, T* out, T* bias, bool acc)
+void weight_partial(const T* dy, const T* x, index_t rows, index_t K, index_t N, T* out, T* bias, bool acc,
+                    const std::uint32_t* xw = nullptr)
 {
     if (bias) {
         if (!acc) std::fill(bias, bias + N, T(0));
@@ -180,8 +211,8 @@ void weight_partial(const T* dy, const T* x, index_t rows, index_t K, index_t N,
 #if CONVNEXTV2_BF16_GEMM
     if constexpr (std::is_same_v<T, float>)
         if (use_bf16()) {
-            if (N < K) tn_bf16(x, K, dy, N, rows, out, acc, false);
-            else tn_bf16(dy, N, x, K, rows, out, acc, false);
+            if (N < K) tn_bf16(x, xw, K, dy, N, rows, out, acc, false);
+            else tn_bf16(dy, nullptr, N, x, K, rows, out, acc, false);
             return;
         }
 #endif
@@ -216,8 +247,9 @@ void add_weight_partials(const std::vector<std::vector<T>>& pw, const std::vecto
 }
 } // namespace detail
 
+// xw: see weight_partial (x as bf16 pair words [ceil(M/2)][padded_cols(K)]; needs even chunks).
 template <class T>
-void linear_bwd_weight(const T* dy, const T* x, index_t M, index_t K, index_t N, T* dW, T* db)
+void linear_bwd_weight(const T* dy, const T* x, index_t M, index_t K, index_t N, T* dW, T* db, const std::uint32_t* xw = nullptr)
 {
     const index_t chunk = gemm_reduce_chunk(M);
     const index_t nc = num_chunks(M, chunk);
@@ -230,8 +262,8 @@ void linear_bwd_weight(const T* dy, const T* x, index_t M, index_t K, index_t N,
             T* out = swap ? p.data() : dW;
 #if CONVNEXTV2_BF16_GEMM
             if (detail::use_bf16()) {
-                if (swap) detail::tn_bf16(x, K, dy, N, M, out, false, true);
-                else detail::tn_bf16(dy, N, x, K, M, out, true, true);
+                if (swap) detail::tn_bf16(x, xw, K, dy, N, M, out, false, true);
+                else detail::tn_bf16(dy, nullptr, N, x, K, M, out, true, true);
             } else
 #endif
             parallel_for(0, (rows + avx512::mr - 1) / avx512::mr, 1, [&](index_t t0, index_t t1) {
@@ -258,7 +290,11 @@ void linear_bwd_weight(const T* dy, const T* x, index_t M, index_t K, index_t N,
         w.resize(static_cast<std::size_t>(N * K));
         T* bias = nullptr;
         if (db) { pb[static_cast<std::size_t>(c)].resize(static_cast<std::size_t>(N)); bias = pb[static_cast<std::size_t>(c)].data(); }
-        detail::weight_partial(dy + m0 * N, x + m0 * K, m1 - m0, K, N, w.data(), bias, false);
+        const std::uint32_t* xwc = nullptr;
+#if CONVNEXTV2_BF16_GEMM
+        if (xw) xwc = xw + m0 / 2 * bf16::padded_cols(K);
+#endif
+        detail::weight_partial(dy + m0 * N, xw ? nullptr : x + m0 * K, m1 - m0, K, N, w.data(), bias, false, xwc);
     });
     detail::add_weight_partials(pw, pb, N, K, dW, db);
 }
@@ -305,6 +341,10 @@ void linear_fwd_then(const T* x, index_t M, index_t K, const T* W, const T* b, i
     });
 }
 
+// Rows of linear_bwd_from's blocks inside a reduction chunk: about 256 KB of N-wide rows, a
+// multiple of 128 (the bf16 weight gradient's pass).
+inline index_t bwd_from_block_rows(index_t N) { return 128 * std::max<index_t>(1, (index_t{1} << 16) / (128 * std::max<index_t>(N, 1))); }
+
 // linear_bwd_weight + linear_bwd_data for a dy that exists only block by block: make_dy(m0, m1, g)
 // writes rows [m0, m1) of dL/dy into g ([m1 - m0, N]) right before the two products read them.
 // Blocks are 128-row multiples inside each reduction chunk, so the weight gradient sums in the
@@ -324,7 +364,7 @@ void linear_bwd_from(MakeDy&& make_dy, const T* x, index_t M, index_t K, index_t
         if (dx) linear_bwd_data(g, M, N, W, K, dx, accumulate);
         return;
     }
-    const index_t block = 128 * std::max<index_t>(1, (index_t{1} << 16) / (128 * N));
+    const index_t block = bwd_from_block_rows(N);
     std::vector<std::vector<T>> pw(static_cast<std::size_t>(nc)), pb(static_cast<std::size_t>(db ? nc : 0));
 #if CONVNEXTV2_BF16_GEMM
     [[maybe_unused]] const std::uint32_t* wp = nullptr;  // the bf16 data gradient's packed weight, when on

@@ -303,25 +303,48 @@ void grn_param_grads(const grn_stats& st, const std::vector<double>& sgx, const 
 // group is still in cache, instead of two sweeps over the whole tensor.
 inline constexpr index_t grn_per_group_min = 8;
 
+// One group's forward: its statistics into row g of st, then y = x·scale + beta over its rows
+// (ss, scale: D-long scratch).
+template <class T>
+inline void grn_fwd_group(const T* x, index_t rows, index_t D, const T* gamma, const T* beta, T* y, grn_stats& st, index_t g,
+                          double* ss, T* scale)
+{
+    std::fill(ss, ss + D, 0.0);
+    grn_sumsq_rows(x, rows, D, ss);
+    st.M[static_cast<std::size_t>(g)] = grn_stats_from_sumsq(ss, D, st.G.data() + g * D, st.nx.data() + g * D);
+    grn_scale(gamma, st.nx.data() + g * D, D, scale);
+    grn_apply_rows(x, rows, D, scale, beta, y);
+}
+
+// The per-group forward (G >= grn_per_group_min): each group is one task. out_of(r0, r1) says
+// where the group's rows of y go (y's own rows, or a cache-sized block of the fused GRN + pwconv2),
+// and after(r0, r1, rows) runs on them right after they are written, while they are in cache.
+template <class T, class OutOf, class After>
+void grn_fwd_per_group(const T* x, const index_t* off, index_t G, index_t D, const T* gamma, const T* beta, grn_stats& st,
+                       OutOf&& out_of, After&& after)
+{
+    st.resize(G, D);
+    parallel_for(0, G, 1, [&](index_t g0, index_t g1) {
+        std::vector<double> ss(static_cast<std::size_t>(D));
+        std::vector<T> scale(static_cast<std::size_t>(D));
+        for (index_t g = g0; g < g1; ++g) {
+            const index_t r0 = off[g], r1 = off[g + 1];
+            T* y = out_of(r0, r1);
+            grn_fwd_group(x + r0 * D, r1 - r0, D, gamma, beta, y, st, g, ss.data(), scale.data());
+            after(r0, r1, static_cast<const T*>(y));
+        }
+    });
+}
+
 template <class T>
 void grn_fwd_groups(const T* x, const index_t* off, index_t G, index_t D, const T* gamma, const T* beta, T* y, grn_stats& st)
 {
-    st.resize(G, D);
     if (G >= grn_per_group_min) {
-        parallel_for(0, G, 1, [&](index_t g0, index_t g1) {
-            std::vector<double> ss(static_cast<std::size_t>(D));
-            std::vector<T> scale(static_cast<std::size_t>(D));
-            for (index_t g = g0; g < g1; ++g) {
-                const index_t r0 = off[g], rows = off[g + 1] - off[g];
-                std::fill(ss.begin(), ss.end(), 0.0);
-                grn_sumsq_rows(x + r0 * D, rows, D, ss.data());
-                st.M[static_cast<std::size_t>(g)] = grn_stats_from_sumsq(ss.data(), D, st.G.data() + g * D, st.nx.data() + g * D);
-                grn_scale(gamma, st.nx.data() + g * D, D, scale.data());
-                grn_apply_rows(x + r0 * D, rows, D, scale.data(), beta, y + r0 * D);
-            }
-        });
+        grn_fwd_per_group(
+            x, off, G, D, gamma, beta, st, [y, D](index_t r0, index_t) { return y + r0 * D; }, [](index_t, index_t, const T*) {});
         return;
     }
+    st.resize(G, D);
     detail::grn_tasks tasks(off, G, D);
     std::vector<double> part(static_cast<std::size_t>(tasks.size() * D), 0.0);
     parallel_for(0, tasks.size(), 1, [&](index_t t0, index_t t1) {
@@ -348,30 +371,51 @@ void grn_fwd_groups(const T* x, const index_t* off, index_t G, index_t D, const 
     });
 }
 
+// One group's backward: its sums into sgx, sg (D each, zeroed), then dx (+)= its rows of dL/dx
+// when dx is set (scale, coef: D-long scratch).
+template <class T>
+inline void grn_bwd_group(const T* dy, const T* x, index_t rows, index_t D, const T* gamma, const grn_stats& st, index_t g,
+                          double* sgx, double* sg, T* dx, bool accumulate, T* scale, double* coef)
+{
+    grn_bwd_sums_rows(dy, x, rows, D, sgx, sg);
+    if (!dx) return;
+    grn_scale(gamma, st.nx.data() + g * D, D, scale);
+    grn_bwd_coef(gamma, st.G.data() + g * D, st.M[static_cast<std::size_t>(g)], sgx, D, coef);
+    grn_bwd_data_rows(dy, x, rows, D, scale, coef, dx, accumulate);
+}
+
+// The per-group backward (G >= grn_per_group_min): each group is one task, sums then data pass
+// while it is in cache. dy_of(r0, r1) gives the group's rows of dL/dy: the tensor's own rows, or
+// (fused GRN + pwconv2) a block the caller makes right then.
+template <class T, class DyOf>
+void grn_bwd_per_group(DyOf&& dy_of, const T* x, const index_t* off, index_t G, index_t D, const T* gamma, const grn_stats& st,
+                       T* dx, T* dgamma, T* dbeta, bool accumulate)
+{
+    std::vector<double> sgx(static_cast<std::size_t>(G * D), 0.0), sg(static_cast<std::size_t>(G * D), 0.0);
+    parallel_for(0, G, 1, [&](index_t g0, index_t g1) {
+        std::vector<T> scale(static_cast<std::size_t>(D));
+        std::vector<double> coef(static_cast<std::size_t>(D));
+        for (index_t g = g0; g < g1; ++g) {
+            const index_t r0 = off[g];
+            grn_bwd_group(dy_of(r0, off[g + 1]), x + r0 * D, off[g + 1] - r0, D, gamma, st, g, sgx.data() + g * D,
+                          sg.data() + g * D, dx ? dx + r0 * D : nullptr, accumulate, scale.data(), coef.data());
+        }
+    });
+    detail::grn_param_grads(st, sgx, sg, G, D, dgamma, dbeta);
+}
+
 // dx [rows, D] += dL/dx (skipped when null; accumulate = false: dx = dL/dx); dgamma[D], dbeta[D]
 // += their gradients (may be null).
 template <class T>
 void grn_bwd_groups(const T* dy, const T* x, const index_t* off, index_t G, index_t D, const T* gamma, const grn_stats& st, T* dx,
                     T* dgamma, T* dbeta, bool accumulate = true)
 {
-    std::vector<double> sgx(static_cast<std::size_t>(G * D), 0.0), sg(static_cast<std::size_t>(G * D), 0.0);
-    if (G >= grn_per_group_min) {  // one task per group, sums then data pass while it is in cache
-        parallel_for(0, G, 1, [&](index_t g0, index_t g1) {
-            std::vector<T> scale(static_cast<std::size_t>(D));
-            std::vector<double> coef(static_cast<std::size_t>(D));
-            for (index_t g = g0; g < g1; ++g) {
-                const index_t r0 = off[g], rows = off[g + 1] - off[g];
-                double* a = sgx.data() + g * D;
-                grn_bwd_sums_rows(dy + r0 * D, x + r0 * D, rows, D, a, sg.data() + g * D);
-                if (!dx) continue;
-                grn_scale(gamma, st.nx.data() + g * D, D, scale.data());
-                grn_bwd_coef(gamma, st.G.data() + g * D, st.M[static_cast<std::size_t>(g)], a, D, coef.data());
-                grn_bwd_data_rows(dy + r0 * D, x + r0 * D, rows, D, scale.data(), coef.data(), dx + r0 * D, accumulate);
-            }
-        });
-        detail::grn_param_grads(st, sgx, sg, G, D, dgamma, dbeta);
+    if (G >= grn_per_group_min) {
+        grn_bwd_per_group([dy, D](index_t r0, index_t) { return dy + r0 * D; }, x, off, G, D, gamma, st, dx, dgamma, dbeta,
+                          accumulate);
         return;
     }
+    std::vector<double> sgx(static_cast<std::size_t>(G * D), 0.0), sg(static_cast<std::size_t>(G * D), 0.0);
     detail::grn_tasks tasks(off, G, D);
     std::vector<double> pgx(static_cast<std::size_t>(tasks.size() * D), 0.0), pg(static_cast<std::size_t>(tasks.size() * D), 0.0);
     parallel_for(0, tasks.size(), 1, [&](index_t t0, index_t t1) {

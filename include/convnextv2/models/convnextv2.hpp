@@ -4,7 +4,8 @@
 // runtime values, so one block type serves all eight variants and every stage:
 //
 //   block      = residual< sequential<dwconv7x7, layer_norm, linear_gelu(4C), grn, linear(C)>, drop_path >
-//                (linear_gelu = pwconv1 and its GELU fused into one layer, same parameters)
+//                (linear_gelu = pwconv1 and its GELU fused into one layer; in the dense model the four
+//                from pwconv1 to pwconv2 are one layer, inverted_bottleneck; same parameters and numbers)
 //   stem       = sequential< patch_conv(k4), layer_norm >          "downsample_layers.0"
 //   downsample = sequential< layer_norm, patch_conv(k2) >          "downsample_layers.i"
 //   head       = sequential< global_avg_pool, layer_norm, linear > "norm", "head"
@@ -24,6 +25,7 @@
 #include "../layers/gelu.hpp"
 #include "../layers/global_avg_pool.hpp"
 #include "../layers/grn.hpp"
+#include "../layers/inverted_bottleneck.hpp"
 #include "../layers/layer_norm.hpp"
 #include "../layers/linear.hpp"
 #include "../layers/linear_gelu.hpp"
@@ -60,9 +62,22 @@ struct block_types<T, masked_sites> {
     using down = masked<patch_conv<T>>;
 };
 
+namespace detail {
+template <class T, class Mode>
+struct block_body_of {
+    using B = block_types<T, Mode>;
+    using type = sequential<typename B::dwconv, layer_norm<T>, typename B::pw1, typename B::norm, typename B::pw2>;
+};
+// Dense: pwconv1 → GELU → GRN → pwconv2 as one layer (layers/inverted_bottleneck.hpp: fewer passes
+// over the 4C-wide tensors; same parameters and numbers).
+template <class T>
+struct block_body_of<T, dense_sites> {
+    using type = sequential<typename block_types<T, dense_sites>::dwconv, layer_norm<T>, inverted_bottleneck<T>>;
+};
+} // namespace detail
+
 template <class T, class Mode = dense_sites>
-using block_body = sequential<typename block_types<T, Mode>::dwconv, layer_norm<T>, typename block_types<T, Mode>::pw1,
-                              typename block_types<T, Mode>::norm, typename block_types<T, Mode>::pw2>;
+using block_body = typename detail::block_body_of<T, Mode>::type;
 
 namespace detail {
 template <class L>
@@ -76,9 +91,15 @@ struct convnext_block : residual<block_body<T, Mode>, typename block_types<T, Mo
     convnext_block() = default;
     convnext_block(index_t dim, double drop_rate)
     {
-        this->body.names = {"dwconv", "norm", "pwconv1", "grn", "pwconv2"};
-        detail::unmasked(this->body.template get<2>()).out_features = 4 * dim;
-        detail::unmasked(this->body.template get<4>()).out_features = dim;
+        if constexpr (std::is_same_v<Mode, dense_sites>) {
+            this->body.names = {"dwconv", "norm", ""};  // the bottleneck names pwconv1, grn, pwconv2
+            this->body.template get<2>().expand.out_features = 4 * dim;
+            this->body.template get<2>().project.proj.out_features = dim;
+        } else {
+            this->body.names = {"dwconv", "norm", "pwconv1", "grn", "pwconv2"};
+            detail::unmasked(this->body.template get<2>()).out_features = 4 * dim;
+            detail::unmasked(this->body.template get<4>()).out_features = dim;
+        }
         this->branch.rate = drop_rate;
     }
 };

@@ -3,8 +3,8 @@
 // the forward pass of the same batch layer by layer (probe_forward) and reports the first layer
 // whose output is not finite under its official name (e.g. "stages.2.1.grn",
 // "downsample_layers.0.1"), or the input batch, plus the parameters that hold non-finite values.
-// The probe walks the composed net (sequential / repeat / residual) generically, so it follows
-// the model's structure without a hand-written list of layers. It costs nothing until a loss
+// The probe walks the composed net (sequential / repeat / residual, and the fused layers'
+// parts) generically, so it follows the model's structure without a hand-written list of layers. It costs nothing until a loss
 // is non-finite. After a probe the layers' cached inputs point at the probe's temporaries: run
 // forward() again before any backward().
 #pragma once
@@ -31,6 +31,12 @@ std::false_type is_repeat(...);
 template <class B, class R>
 std::true_type is_residual(const residual<B, R>*);
 std::false_type is_residual(...);
+template <class T>
+std::true_type is_bottleneck(const inverted_bottleneck<T>*);
+std::false_type is_bottleneck(...);
+template <class T>
+std::true_type is_grn_linear(const grn_linear<T>*);
+std::false_type is_grn_linear(...);
 // f(0) && f(1) && ... && f(N-1), stopping at the first false.
 template <class F, std::size_t... I>
 bool all_indices(F& f, std::index_sequence<I...>)
@@ -83,6 +89,13 @@ bool probe_forward(L& layer, const tensor<T>& x, tensor<T>& y, const std::string
         for (index_t i = 0, m = x.size(); i < m; ++i) y[i] = x[i] + u[i];
         if (!all_finite(y)) { bad = name + " (residual sum)"; return false; }
         return true;
+    } else if constexpr (decltype(finite_detail::is_bottleneck(&layer))::value) {  // fused layers: their parts in turn
+        tensor<T> h;
+        return probe_forward(layer.expand, x, h, join_name(name, "pwconv1"), bad) && probe_forward(layer.project, h, y, name, bad);
+    } else if constexpr (decltype(finite_detail::is_grn_linear(&layer))::value) {
+        tensor<T> z;
+        return probe_forward(layer.norm, x, z, join_name(name, "grn"), bad) &&
+               probe_forward(layer.proj, z, y, join_name(name, "pwconv2"), bad);
     } else {
         layer.forward(x, y);
         if (!all_finite(y)) { bad = name; return false; }
