@@ -70,6 +70,22 @@ bool compare_with_two_layers(const shape_t& s, index_t out)
     return fused.fused();
 }
 
+// f(on) with fp32 products (on = false), then with bf16 products where the build has them (on = true).
+template <class F>
+void for_each_precision(F&& f)
+{
+    for (matmul_precision p : {matmul_precision::fp32, matmul_precision::bf16}) {
+        if (p == matmul_precision::bf16 && !bf16_matmul_available()) {
+            WARN("this build has no AVX512-BF16 path: the fused bf16 kernels are not exercised");
+            continue;
+        }
+        scoped_matmul_precision scope(p);
+        const bool on = p == matmul_precision::bf16;
+        INFO("bf16 " << on);
+        f(on);
+    }
+}
+
 // inverted_bottleneck against linear_gelu, grn and linear in turn, same parameters: outputs and
 // every gradient equal bit for bit, dx overwritten and accumulated. Returns whether the backward
 // took the fused path.
@@ -136,21 +152,14 @@ TEST_CASE("grn_linear: gradient check (double: the two layers in turn)", "[layer
 TEST_CASE("grn_linear equals grn followed by linear bit for bit, fp32 and bf16 products", "[layers][grn_linear]")
 {
     // 9 samples of 4x4 sites (>= grn_per_group_min: one task per sample), odd widths for the masked tails
-    for (matmul_precision p : {matmul_precision::fp32, matmul_precision::bf16}) {
-        if (p == matmul_precision::bf16 && !bf16_matmul_available()) {
-            WARN("this build has no AVX512-BF16 path: the fused bf16 kernels are not exercised");
-            continue;
-        }
-        scoped_matmul_precision scope(p);
-        INFO("bf16 " << (p == matmul_precision::bf16));
-        const bool on = p == matmul_precision::bf16;
+    for_each_precision([](bool on) {
         CHECK(compare_with_two_layers({9, 4, 4, 24}, 10) == on);
         CHECK(compare_with_two_layers({9, 2, 5, 37}, 7) == on);
         CHECK(compare_with_two_layers({10, 12, 12, 20}, 6) == on);  // 1440 rows: two weight-gradient chunks
         // the two layers in turn: fewer samples than one task each; an odd number of sites per sample
         CHECK_FALSE(compare_with_two_layers({3, 4, 4, 24}, 10));
         CHECK_FALSE(compare_with_two_layers({9, 3, 5, 20}, 7));
-    }
+    });
 }
 
 TEST_CASE("grn_linear: a wrong input width is a clear error", "[layers][grn_linear]")
@@ -172,18 +181,11 @@ TEST_CASE("inverted_bottleneck: gradient check (double: the layers in turn)", "[
 
 TEST_CASE("inverted_bottleneck equals pwconv1, GELU, GRN, pwconv2 in turn bit for bit, fp32 and bf16", "[layers][inverted_bottleneck]")
 {
-    for (matmul_precision p : {matmul_precision::fp32, matmul_precision::bf16}) {
-        if (p == matmul_precision::bf16 && !bf16_matmul_available()) {
-            WARN("this build has no AVX512-BF16 path: the fused bf16 backward is not exercised");
-            continue;
-        }
-        scoped_matmul_precision scope(p);
-        const bool on = p == matmul_precision::bf16;
-        INFO("bf16 " << on);
+    for_each_precision([](bool on) {
         CHECK(compare_with_layers({9, 4, 4, 6}) == on);    // one weight-gradient chunk
         CHECK(compare_with_layers({80, 4, 4, 6}) == on);   // 1280 rows: two chunks of whole samples
         CHECK(compare_with_layers({9, 2, 3, 10}) == on);   // 6 sites per sample, odd widths
         CHECK_FALSE(compare_with_layers({10, 12, 12, 6})); // 144-site samples straddle the 1024-row chunks
         CHECK_FALSE(compare_with_layers({4, 4, 4, 6}));    // too few samples for GRN's task per sample
-    }
+    });
 }

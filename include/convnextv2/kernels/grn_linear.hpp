@@ -47,7 +47,7 @@ inline bool bottleneck_fusable(index_t M, index_t S, index_t D)
 // Length of grn_linear_fwd's zw: z [M, D] as interleave_rows's pair words.
 inline index_t grn_linear_words(index_t M, index_t D) { return (M + 1) / 2 * bf16::padded_cols(D); }
 
-// y = grn(h) · Wᵀ + b [M, N]; zw = z = grn(h) as the weight gradient's pair words (null: not kept).
+// y = grn(h) · Wᵀ + b [M, N]; zw = z = grn(h) as the weight gradient's pair words.
 inline void grn_linear_fwd(const float* h, const index_t* off, index_t G, index_t D, const float* gamma, const float* beta,
                            std::uint32_t* zw, grn_stats& st, const float* W, const float* b, index_t N, float* y)
 {
@@ -59,7 +59,7 @@ inline void grn_linear_fwd(const float* h, const index_t* off, index_t G, index_
     };
     grn_fwd_per_group(h, off, G, D, gamma, beta, st, z_block, [&](index_t r0, index_t r1, const float* z) {
         detail::fwd_rows_bf16(p, 0, r1 - r0, z, y + r0 * N);
-        if (zw) bf16::interleave_rows(z, r1 - r0, D, D, zw + r0 / 2 * bf16::padded_cols(D));
+        bf16::interleave_rows(z, r1 - r0, D, D, zw + r0 / 2 * bf16::padded_cols(D));
     });
 }
 

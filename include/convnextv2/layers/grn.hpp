@@ -49,11 +49,17 @@ struct grn : detail::site_binding<Mode> {
     void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
         profile::scope prof_(profile::kind::grn, profile::pass::bwd);
-        if (gamma_grad.shape() != gamma.shape()) { gamma_grad.resize(gamma.shape()); gamma_grad.zero(); }
-        if (beta_grad.shape() != beta.shape()) { beta_grad.resize(beta.shape()); beta_grad.zero(); }
+        ensure_grads();
         const tensor<T>& x = *x_;
         kernels::grn_bwd_groups(dy.data(), x.data(), groups_.data(), num_groups(), channels_, gamma.data(), stats_,
                                 dx ? dx->data() : nullptr, gamma_grad.data(), beta_grad.data(), accumulate);
+    }
+
+    // Zero gradients of gamma and beta when collect_params has not allocated them (a backward adds to them).
+    void ensure_grads()
+    {
+        if (gamma_grad.shape() != gamma.shape()) { gamma_grad.resize(gamma.shape()); gamma_grad.zero(); }
+        if (beta_grad.shape() != beta.shape()) { beta_grad.resize(beta.shape()); beta_grad.zero(); }
     }
 
     void collect_params(param_list<T>& out, const std::string& prefix)

@@ -58,8 +58,7 @@ struct grn_linear {
         profile::scope prof_(profile::kind::grn_linear, profile::pass::bwd);
 #if CONVNEXTV2_BF16_GEMM
         if constexpr (std::is_same_v<T, float>) {
-            if (norm.gamma_grad.shape() != norm.gamma.shape()) { norm.gamma_grad.resize(norm.gamma.shape()); norm.gamma_grad.zero(); }
-            if (norm.beta_grad.shape() != norm.beta.shape()) { norm.beta_grad.resize(norm.beta.shape()); norm.beta_grad.zero(); }
+            norm.ensure_grads();
             kernels::grn_linear_bwd(dy.data(), x_->data(), z_words_.data(), groups_.data(), x_->dim(0), x_->dim(-1), norm.gamma.data(),
                                     stats_, proj.weight.data(), proj.out_features, proj.weight_grad.data(),
                                     proj.with_bias ? proj.bias_grad.data() : nullptr, norm.gamma_grad.data(),

@@ -44,8 +44,7 @@ struct inverted_bottleneck {
         if constexpr (std::is_same_v<T, float>) {
             auto& gn = project.norm;
             auto& p2 = project.proj;
-            if (gn.gamma_grad.shape() != gn.gamma.shape()) { gn.gamma_grad.resize(gn.gamma.shape()); gn.gamma_grad.zero(); }
-            if (gn.beta_grad.shape() != gn.beta.shape()) { gn.beta_grad.resize(gn.beta.shape()); gn.beta_grad.zero(); }
+            gn.ensure_grads();
             const auto& off = project.groups();
             kernels::bottleneck_bwd(dy.data(), x_->data(), expand.in_features(), expand.pre_activation().data(), h_.data(),
                                     project.z_words().data(), off.data(), static_cast<index_t>(off.size()) - 1, h_.dim(-1),
