@@ -63,7 +63,8 @@ inline void grn_linear_fwd(const float* h, const index_t* off, index_t G, index_
     });
 }
 
-// The weight words' gradient and the data gradient's packed weight, shared by both backwards below.
+// pwconv2's weight and bias gradients (from the kept pair words), and its weight packed for the data
+// gradient: the first part of both backwards below.
 inline const std::uint32_t* grn_linear_bwd_weight(const float* dy, const std::uint32_t* zw, index_t M, index_t D, const float* W,
                                                  index_t N, float* dW, float* db)
 {
