@@ -129,6 +129,20 @@ void run_backward(L& layer, const tensor<typename L::scalar_type>& dy, tensor<ty
     }
 }
 
+// The backward of `first` then `second` (y = second(first(x))): the gradient between them, of shape
+// `mid`, is borrowed from the thread's grad_pool for the moment it is live. The fused layers'
+// fallback to their parts in turn.
+template <class First, class Second>
+void backward_in_turn(First& first, Second& second, const shape_t& mid, const tensor<typename First::scalar_type>& dy,
+                      tensor<typename First::scalar_type>* dx, bool accumulate)
+{
+    using T = typename First::scalar_type;
+    tensor<T> g = grad_pool<T>::local().acquire(mid, false);
+    run_backward(second, dy, &g, false);
+    run_backward(first, g, dx, accumulate);
+    grad_pool<T>::local().release(g);
+}
+
 template <class L>
 void set_training(L& layer, bool training)
 {

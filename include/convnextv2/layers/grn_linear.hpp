@@ -5,7 +5,7 @@
 // (half the memory); otherwise it runs the two layers one after the other. Either way the numbers equal grn<T> then linear<T> bit for bit, and the
 // parameters are theirs, under their names: prefix.grn.{gamma,beta}, prefix.pwconv2.{weight,bias}.
 #pragma once
-#include "../core/grad_pool.hpp"
+#include "concepts.hpp"
 #include "../kernels/grn_linear.hpp"
 #include "grn.hpp"
 #include "linear.hpp"
@@ -48,13 +48,7 @@ struct grn_linear {
 
     void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
-        if (!fused_) {
-            tensor<T> dz = grad_pool<T>::local().acquire(z_.shape(), false);
-            proj.backward(dy, &dz, false);
-            norm.backward(dz, dx, accumulate);
-            grad_pool<T>::local().release(dz);
-            return;
-        }
+        if (!fused_) { backward_in_turn(norm, proj, z_.shape(), dy, dx, accumulate); return; }
         profile::scope prof_(profile::kind::grn_linear, profile::pass::bwd);
 #if CONVNEXTV2_BF16_GEMM
         if constexpr (std::is_same_v<T, float>) {

@@ -7,7 +7,7 @@
 // layers' backwards in turn. Same parameters (pwconv1.*, grn.*, pwconv2.*) and the same numbers
 // bit for bit either way.
 #pragma once
-#include "../core/grad_pool.hpp"
+#include "concepts.hpp"
 #include "grn_linear.hpp"
 #include "linear_gelu.hpp"
 
@@ -32,13 +32,7 @@ struct inverted_bottleneck {
 
     void backward(const tensor<T>& dy, tensor<T>* dx, bool accumulate = true)
     {
-        if (!fusable()) {
-            tensor<T> dh = grad_pool<T>::local().acquire(h_.shape(), false);
-            project.backward(dy, &dh, false);
-            expand.backward(dh, dx, accumulate);
-            grad_pool<T>::local().release(dh);
-            return;
-        }
+        if (!fusable()) { backward_in_turn(expand, project, h_.shape(), dy, dx, accumulate); return; }
         profile::scope prof_(profile::kind::bottleneck, profile::pass::bwd);
 #if CONVNEXTV2_BF16_GEMM
         if constexpr (std::is_same_v<T, float>) {
